@@ -1,0 +1,35 @@
+"""Small models that ship with the package, addressable by name (`builtin:digits-cnn`).
+
+`digits-cnn` and `digits-vit` come with weights trained offline on scikit-learn digits
+(scripts/train_builtins.py); `cifar_resnet20` is the architecture only, for user checkpoints.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ...errors import UnifiedVizError
+from ..spec import VizModel
+from ._weights import builtin_metadata, weights_path
+from .cifar_resnet20 import CIFAR10_CLASSES, CIFAR10_SPEC, cifar_resnet20
+from .digits_cnn import DIGITS_SPEC, digits_cnn
+from .digits_vit import digits_vit
+
+BUILTINS: dict[str, Callable[..., VizModel]] = {
+    "digits-cnn": digits_cnn,
+    "digits-vit": digits_vit,
+    "cifar_resnet20": cifar_resnet20,
+}
+
+
+def build_builtin(name: str, *, load_weights: bool = True) -> VizModel:
+    """Build a built-in model by name; `load_weights` loads its shipped weights if it has any."""
+    if name not in BUILTINS:
+        raise UnifiedVizError(f"unknown built-in model {name!r}; valid names: {', '.join(BUILTINS)}")
+    return BUILTINS[name](load_weights=load_weights)
+
+
+__all__ = [
+    "BUILTINS", "build_builtin", "builtin_metadata", "weights_path",
+    "digits_cnn", "digits_vit", "cifar_resnet20",
+    "DIGITS_SPEC", "CIFAR10_SPEC", "CIFAR10_CLASSES",
+]

@@ -1,0 +1,90 @@
+"""`cifar_resnet20`: the CIFAR-10 ResNet-20 of He et al. (2015), option-A shortcuts.
+
+Parameter and buffer names match the widely used akamaster/pytorch_resnet_cifar10 checkpoints
+(`conv1`, `bn1`, `layer{1,2,3}.{0,1,2}.{conv1,bn1,conv2,bn2}`, `linear`), so such a checkpoint
+loads strictly once its DataParallel `module.` prefix is stripped. No weights ship with the
+package: pass a checkpoint. ReLUs, the shortcut and the pooling are parameter-free modules so
+each is hookable without changing the key names; every block is hookable as `layerS.B`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..spec import InputSpec, VizModel
+
+NAME = "cifar_resnet20"
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_SPEC = InputSpec(size=(32, 32), channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+
+class ShortcutA(nn.Module):
+    """Option A: subsample by 2 and zero-pad channels, no parameters."""
+
+    def __init__(self, pad_channels: int) -> None:
+        super().__init__()
+        self.pad_channels = pad_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.pad_channels
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))
+
+    def extra_repr(self) -> str:
+        return f"pad_channels={self.pad_channels}"
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        needs_projection = stride != 1 or in_planes != planes
+        self.shortcut = ShortcutA((planes - in_planes) // 2) if needs_projection else nn.Identity()
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        # Out-of-place add: an in-place `+=` would rewrite the tensor a hook on bn2 captured.
+        out = self.bn2(self.conv2(out)) + self.shortcut(x)
+        return self.relu2(out)
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, num_blocks: tuple[int, int, int] = (3, 3, 3), num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        in_planes = 16
+        for i, (planes, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
+            blocks = []
+            for b in range(num_blocks[i - 1]):
+                blocks.append(BasicBlock(in_planes, planes, stride if b == 0 else 1))
+                in_planes = planes
+            setattr(self, f"layer{i}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(64, num_classes)
+        for m in self.modules():  # the reference implementation's initialisation
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.linear(self.flatten(self.avgpool(x)))
+
+
+def cifar_resnet20_net() -> CifarResNet:
+    return CifarResNet((3, 3, 3))
+
+
+def cifar_resnet20(*, load_weights: bool = True) -> VizModel:
+    """Randomly initialised ResNet-20 in eval mode; `load_weights` is accepted but nothing
+    ships for it: load a checkpoint (e.g. `load_model(..., weights=PATH)`)."""
+    net = cifar_resnet20_net()
+    return VizModel(net, CIFAR10_SPEC, source=f"builtin:{NAME}", class_names=CIFAR10_CLASSES).eval()
