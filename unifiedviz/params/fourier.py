@@ -1,0 +1,51 @@
+"""Lucid's Fourier parameterisation: a scaled spectrum, optionally colour-decorrelated.
+
+Optimising frequency coefficients scaled by 1/f^decay makes the gradient steps follow the
+spectrum of natural images, so low frequencies move first and high-frequency noise is damped.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ._spectral import power_law, rfft_shape, to_spatial
+from .base import Param, Seed, check_shape, generator_from
+from .colour import decorrelated_to_rgb
+
+# Lucid's constant: shrinks the initial spatial image so sigmoid does not saturate.
+_LUCID_SCALE = 4.0
+
+
+class FourierParam(Param):
+    """`sigmoid(colour(irfft(spectrum * 1/f^decay_power) / 4))`, for images `(H, W)` or sequences `(L,)`.
+
+    `spectrum` holds real and imaginary parts, `[n, channels, *rfft_shape, 2]`, drawn from
+    N(0, sd). Colour decorrelation (Lucid's ImageNet matrix) applies only with 3 channels;
+    any other channel count is left as is.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        channels: int,
+        size: int | Sequence[int],
+        *,
+        decorrelate: bool = True,
+        decay_power: float = 1.0,
+        sd: float = 0.01,
+        seed: Seed = 0,
+    ) -> None:
+        super().__init__()
+        self.size = check_shape(n, channels, size)
+        self.decorrelate = decorrelate and channels == 3
+        shape = (n, channels, *rfft_shape(self.size), 2)
+        self.spectrum = nn.Parameter(torch.randn(shape, generator=generator_from(seed)) * sd)
+        self.register_buffer("scale", power_law(self.size, decay_power), persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        image = to_spatial(torch.view_as_complex(self.spectrum) * self.scale, self.size) / _LUCID_SCALE
+        if self.decorrelate:
+            image = decorrelated_to_rgb(image)
+        return torch.sigmoid(image)

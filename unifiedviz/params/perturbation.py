@@ -1,0 +1,89 @@
+"""A bounded perturbation of given inputs: the parameterisation behind adversarial attacks."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import UnifiedVizError
+from .base import Param, Seed, generator_from
+
+NORMS = ("linf", "l2")
+
+
+class PerturbationParam(Param):
+    """`clamp(images + delta, 0, 1)` with `delta` kept in the `norm` ball of radius `eps`.
+
+    `images` is `[N, C, *size]` in [0, 1]. `delta` is `[N, C, *size]`, or `[1, C, *size]` shared
+    by the whole batch with `universal=True`. `after_step()` keeps `delta` feasible: inside the
+    eps-ball (L2 per sample) and such that `images + delta` stays in [0, 1] for every image.
+    For L-inf this is the exact projection (both sets are boxes); for L2 it projects onto the
+    ball, then clips into the box, which only shrinks entries so the L2 bound still holds.
+    `random_start` draws `delta` uniformly from the L-inf ball, or uniformly from the L2 ball
+    (random direction, radius eps * U^(1/d)), before that projection.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        *,
+        eps: float,
+        norm: str = "linf",
+        random_start: bool = False,
+        universal: bool = False,
+        seed: Seed = 0,
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise UnifiedVizError(f"unknown norm {norm!r}; use one of {', '.join(NORMS)}")
+        if not eps > 0:
+            raise UnifiedVizError(f"eps must be > 0, got {eps}")
+        if images.dim() < 3 or images.min() < 0 or images.max() > 1:
+            raise UnifiedVizError(
+                f"images must be a [N, C, *size] tensor in [0, 1], got shape {tuple(images.shape)} "
+                f"with range [{images.min():.3g}, {images.max():.3g}]; pass un-normalised images"
+            )
+        self.eps = float(eps)
+        self.norm = norm
+        self.universal = universal
+        images = images.detach().float()
+        self.register_buffer("images", images.clone())
+        shape = (1, *images.shape[1:]) if universal else tuple(images.shape)
+        delta = torch.zeros(shape)
+        if random_start:
+            delta = self._random_delta(shape, generator_from(seed))
+        self.delta = nn.Parameter(delta)
+        self.after_step()
+
+    def _random_delta(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        if self.norm == "linf":
+            return (torch.rand(shape, generator=gen) * 2 - 1) * self.eps
+        direction = torch.randn(shape, generator=gen)
+        direction = direction / _l2(direction)
+        d = direction[0].numel()
+        radius = self.eps * torch.rand((shape[0],) + (1,) * (len(shape) - 1), generator=gen) ** (1 / d)
+        return direction * radius
+
+    def forward(self) -> torch.Tensor:
+        return (self.images + self.delta).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        delta = self.delta
+        if self.norm == "l2":
+            delta.mul_((self.eps / _l2(delta).clamp(min=1e-12)).clamp(max=1.0))
+        # Box that keeps every image in [0, 1]; a universal delta must suit all of them.
+        lo, hi = -self.images, 1 - self.images
+        if self.universal:
+            lo, hi = lo.amax(0, keepdim=True), hi.amin(0, keepdim=True)
+        if self.norm == "linf":
+            lo, hi = lo.clamp(min=-self.eps), hi.clamp(max=self.eps)
+        delta.copy_(torch.minimum(torch.maximum(delta, lo), hi))
+
+    def adversarial_images(self) -> torch.Tensor:
+        """The perturbed images `[N, C, *size]`, detached."""
+        return self.forward().detach()
+
+
+def _l2(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 norm, shaped to broadcast against `x`."""
+    return x.flatten(1).norm(dim=1).view(-1, *(1,) * (x.dim() - 1))
