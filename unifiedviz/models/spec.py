@@ -107,3 +107,7 @@ def guess_spec(model: nn.Module) -> InputSpec:
 
 def _prefix_tokens(model: nn.Module) -> int:
     return int(getattr(model, "num_prefix_tokens", 0) or 0)
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))

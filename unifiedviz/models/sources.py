@@ -1,0 +1,162 @@
+"""One string names a model everywhere: `timm:NAME`, `torchvision:NAME`, `hf:LOCAL_DIR`, `builtin:NAME`.
+
+Every loader returns a `VizModel` that carries its input contract, so the rest of the toolkit
+can feed it [0, 1] images. Weights never come from pickled code (see checkpoints.py).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from ..errors import UnifiedVizError
+from .checkpoints import load_weights
+from .spec import InputSpec, VizModel, as_viz_model
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_model(
+    source: str | nn.Module,
+    *,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    num_classes: int | None = None,
+) -> VizModel:
+    """Build the model `source` names, in eval mode, ready for [0, 1] inputs.
+
+    `source` is a string such as "timm:vit_tiny_patch16_224", "torchvision:resnet18",
+    "hf:./my_vit", "builtin:digits-cnn", or an `nn.Module` (including TransformerLens
+    models). `weights` is a checkpoint (.safetensors or a weights-only torch file) loaded
+    into the architecture; `pretrained` asks timm/torchvision for their published weights.
+    """
+    if isinstance(source, nn.Module):
+        model = _from_module(source)
+    elif isinstance(source, str):
+        scheme, sep, name = source.partition(":")
+        if not sep or not name or scheme not in _LOADERS:
+            raise UnifiedVizError(
+                f"cannot read model source {source!r}: write SCHEME:NAME with SCHEME one of "
+                f"{', '.join(_LOADERS)} (e.g. 'timm:resnet18', 'builtin:digits-cnn')"
+            )
+        model = _LOADERS[scheme](name, pretrained=pretrained, num_classes=num_classes)
+    else:
+        raise UnifiedVizError(f"model source must be a string or an nn.Module, not {type(source).__name__}")
+    if weights is not None:
+        load_weights(model.net, weights)
+    return model.eval()
+
+
+def _timm(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
+    import timm
+
+    if not timm.list_models(name) and not timm.is_model(name):
+        _unknown("timm", name, timm.list_models())
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    net = _fetch(lambda: timm.create_model(name, pretrained=pretrained, **kwargs), "timm", name, pretrained)
+    cfg = net.pretrained_cfg or {}
+    c, h, w = cfg.get("input_size", (3, 224, 224))
+    spec = InputSpec((h, w), c, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
+    classes = cfg.get("label_names") if pretrained else None
+    return VizModel(net, spec, source=f"timm:{name}", num_prefix_tokens=int(getattr(net, "num_prefix_tokens", 0)),
+                    class_names=classes)
+
+
+def _torchvision(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
+    import torchvision
+
+    names = torchvision.models.list_models()
+    if name not in names:
+        _unknown("torchvision", name, names)
+    default = torchvision.models.get_model_weights(name).DEFAULT
+    kwargs: dict = {"weights": default if pretrained else None}
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    net = _fetch(lambda: torchvision.models.get_model(name, **kwargs), "torchvision", name, pretrained)
+    # The weights' preprocessing gives the input contract without downloading anything.
+    preprocess = default.transforms()
+    size = int(getattr(preprocess, "crop_size", [224])[0])
+    spec = InputSpec((size, size), 3, tuple(getattr(preprocess, "mean", IMAGENET_MEAN)),
+                     tuple(getattr(preprocess, "std", IMAGENET_STD)))
+    classes = default.meta.get("categories") if pretrained else None
+    return VizModel(net, spec, source=f"torchvision:{name}", class_names=classes)
+
+
+def _hf(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
+    folder = Path(name)
+    if not (folder / "config.json").is_file():
+        raise UnifiedVizError(
+            f"hf:{name}: no config.json there; save a Hugging Face image classifier with "
+            "model.save_pretrained(DIR) and pass hf:DIR"
+        )
+    from transformers import AutoModelForImageClassification
+
+    net = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True)
+    net.config.return_dict = True
+    return hf_viz_model(net, folder, source=f"hf:{name}")
+
+
+def hf_viz_model(net: nn.Module, folder: Path | None = None, *, source: str = "hf") -> VizModel:
+    """Wrap a Hugging Face image classifier, reading its preprocessing if saved beside it."""
+    cfg = net.config
+    size = getattr(cfg, "image_size", 224)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    mean, std = (0.5,) * 3, (0.5,) * 3
+    pre = folder / "preprocessor_config.json" if folder else None
+    if pre is not None and pre.is_file():
+        data = json.loads(pre.read_text())
+        mean, std = tuple(data.get("image_mean", mean)), tuple(data.get("image_std", std))
+    channels = getattr(cfg, "num_channels", 3)
+    labels = getattr(cfg, "id2label", None) or {}
+    classes = [labels[i] for i in sorted(labels)] if labels else None
+    # ViT has a CLS token; DeiT's distilled variant adds a distillation token.
+    prefix = 2 if "Teacher" in type(net).__name__ else (1 if cfg.model_type in ("vit", "deit") else 0)
+    return VizModel(net, InputSpec(size, channels, mean[:channels], std[:channels]), source=source,
+                    num_prefix_tokens=prefix, class_names=classes)
+
+
+def _builtin(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
+    from .builtin import build_builtin
+
+    if num_classes is not None:
+        raise UnifiedVizError("built-in models have a fixed number of classes: drop num_classes")
+    return build_builtin(name)
+
+
+def _from_module(module: nn.Module) -> VizModel:
+    if isinstance(module, VizModel):
+        return module
+    if hasattr(module, "config") and hasattr(getattr(module, "config"), "model_type"):
+        return hf_viz_model(module, source=f"hf:{type(module).__name__}")
+    return as_viz_model(module)
+
+
+def _fetch(build: Callable[[], nn.Module], library: str, name: str, pretrained: bool) -> nn.Module:
+    try:
+        return build()
+    except Exception as exc:
+        if not pretrained:
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnifiedVizError(
+            f"could not download pretrained weights for {library}:{name} ({reason[:160]}); "
+            "check the network, or drop --pretrained and pass --weights PATH to a local checkpoint"
+        ) from None
+
+
+def _unknown(library: str, name: str, names: list[str]) -> None:
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    hint = f"closest: {', '.join(close)}" if close else f"see {library}'s model list"
+    raise UnifiedVizError(f"unknown {library} model {name!r}; {hint}")
+
+
+_LOADERS: dict[str, Callable[..., VizModel]] = {
+    "timm": _timm,
+    "torchvision": _torchvision,
+    "hf": _hf,
+    "builtin": _builtin,
+}

@@ -1,0 +1,238 @@
+"""Differentiable robustness transforms applied to images between the param and the model.
+
+Every transform is an `nn.Module` called as `t(x, generator)`. Random transforms draw
+**per sample** (each image of the batch gets its own shift/scale/angle/crop), so when many
+units render in one batch no unit's image is tied to another's; pass a `torch.Generator`
+to make a run reproducible. Inputs are images `[N, C, H, W]` or sequences `[N, C, L]`;
+Pad, Jitter and GaussianNoise accept both, the geometric warps need images.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UnifiedVizError
+
+Generator = torch.Generator | None
+
+
+class Transform(nn.Module):
+    """Base class: `forward(x, generator=None)` maps a batch to a batch, keeping gradients."""
+
+
+class Compose(Transform):
+    """Apply transforms in order, all drawing from the same generator."""
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        super().__init__()
+        self.transforms = nn.ModuleList(transforms)
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        for t in self.transforms:
+            x = t(x, generator)
+        return x
+
+
+class Pad(Transform):
+    """Pad every spatial side by `width`: `reflect`, or `constant` with `value` (0.5 = mid-grey)."""
+
+    def __init__(self, width: int, mode: str = "reflect", value: float = 0.5) -> None:
+        super().__init__()
+        if mode not in ("reflect", "constant"):
+            raise UnifiedVizError(f"unknown pad mode {mode!r}; use 'reflect' or 'constant'")
+        self.width, self.mode, self.value = _non_negative_int("width", width), mode, value
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        return _pad(x, self.width, self.mode, self.value)
+
+
+class Jitter(Transform):
+    """Shift each sample by a random whole number of pixels in [-pixels, pixels] per axis.
+
+    The size is kept; pixels shifted in from outside are filled by reflection.
+    """
+
+    def __init__(self, pixels: int) -> None:
+        super().__init__()
+        self.pixels = _non_negative_int("pixels", pixels)
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        shape = (x.shape[0], x.dim() - 2)
+        shifts = torch.randint(-self.pixels, self.pixels + 1, shape, generator=generator, device=_device(generator))
+        return translate(x, shifts)
+
+
+class GaussianNoise(Transform):
+    """Add N(0, std) noise. Not clamped to [0, 1]: clamping would zero the gradient of saturated pixels."""
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        if not std >= 0:
+            raise UnifiedVizError(f"std must be >= 0, got {std}")
+        self.std = std
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=generator, device=_device(generator))
+        return x + self.std * noise.to(x)
+
+
+class RandomScale(Transform):
+    """Zoom each image about its centre by a factor picked from `scales` (size kept; >1 zooms in)."""
+
+    def __init__(self, scales: Sequence[float]) -> None:
+        super().__init__()
+        if not scales or min(scales) <= 0:
+            raise UnifiedVizError(f"scales must be a non-empty list of positive factors, got {scales}")
+        self.register_buffer("scales", torch.tensor(scales, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        _need_images(x, self)
+        s = _pick(self.scales, x.shape[0], generator).to(x)
+        zero = torch.zeros_like(s)
+        theta = torch.stack([torch.stack([1 / s, zero, zero], 1), torch.stack([zero, 1 / s, zero], 1)], 1)
+        return _warp(x, theta, x.shape[2:])
+
+
+class RandomRotate(Transform):
+    """Rotate each image about its centre: `degrees` is a list of angles to pick from, or a
+    number d for a uniform angle in [-d, d]. The rotation is in pixel space, so non-square
+    images are not sheared.
+    """
+
+    def __init__(self, degrees: float | Sequence[float]) -> None:
+        super().__init__()
+        self.uniform = isinstance(degrees, (int, float))
+        if not self.uniform and not degrees:
+            raise UnifiedVizError("degrees must be a number or a non-empty list of angles")
+        self.register_buffer("degrees", torch.tensor(degrees, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        _need_images(x, self)
+        n, (h, w) = x.shape[0], x.shape[2:]
+        if self.uniform:
+            u = torch.rand(n, generator=generator, device=_device(generator))
+            angle = (u.to(self.degrees) * 2 - 1) * self.degrees
+        else:
+            angle = _pick(self.degrees, n, generator)
+        a = torch.deg2rad(angle).to(x)
+        cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
+        # affine_grid works in [-1, 1] coordinates; rescaling by the aspect ratio keeps angles true.
+        theta = torch.stack(
+            [torch.stack([cos, -sin * h / w, zero], 1), torch.stack([sin * w / h, cos, zero], 1)], 1
+        )
+        return _warp(x, theta, (h, w))
+
+
+class RandomCropResize(Transform):
+    """Crop a random box per image and resize it to `size` (H, W), e.g. a ViT's fixed input.
+
+    The box keeps the input's aspect ratio, covers a fraction of its area drawn uniformly
+    from `scale`, and lies inside the image.
+    """
+
+    def __init__(self, size: int | Sequence[int], scale: tuple[float, float] = (0.5, 1.0)) -> None:
+        super().__init__()
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise UnifiedVizError(f"size must be (H, W) with positive ints, got {size}")
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise UnifiedVizError(f"scale must be (min, max) area fractions with 0 < min <= max <= 1, got {scale}")
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        _need_images(x, self)
+        lo, hi = self.scale
+        u = torch.rand(x.shape[0], 3, generator=generator, device=_device(generator)).to(x)
+        side = (lo + (hi - lo) * u[:, 0]).sqrt()
+        # Box centre in [-1, 1] coordinates, drawn so the box stays inside the image.
+        cx, cy = ((u[:, 1:] * 2 - 1) * (1 - side[:, None])).unbind(1)
+        zero = torch.zeros_like(side)
+        theta = torch.stack([torch.stack([side, zero, cx], 1), torch.stack([zero, side, cy], 1)], 1)
+        return _warp(x, theta, self.size)
+
+
+def translate(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Shift sample i by `shifts[i]` whole pixels per spatial axis (out[p] = x[p - shift]), reflect-filled."""
+    pad = int(shifts.abs().max()) if shifts.numel() else 0
+    if pad == 0:
+        return x
+    out = _pad(x, pad, "reflect")
+    shifts = shifts.to(x.device)
+    for axis, length in enumerate(x.shape[2:], start=2):
+        index = torch.arange(length, device=x.device) + pad - shifts[:, axis - 2, None]  # [N, length]
+        view = [x.shape[0]] + [1] * (x.dim() - 1)
+        view[axis] = length
+        target = list(out.shape)
+        target[axis] = length
+        out = out.gather(axis, index.view(view).expand(target))
+    return out
+
+
+def standard_transforms(spec) -> Compose:
+    """A robust default chain for a model's `InputSpec`; the output has exactly `spec.size`.
+
+    Images: Lucid's pad / jitter / scale / rotate / jitter, with pixel amounts scaled from
+    224 px to the model's size, then a random crop resized back to `spec.size`.
+    Sequences (L,): a small jitter along time plus faint noise.
+    """
+    size = tuple(spec.size)
+    if len(size) == 1:
+        return Compose([Jitter(max(1, size[0] // 32)), GaussianNoise(0.01)])
+    side = min(size)
+
+    def px(at_224: int) -> int:
+        return max(1, round(at_224 * side / 224))
+
+    return Compose([
+        Pad(px(12), mode="constant", value=0.5),
+        Jitter(px(8)),
+        RandomScale([1 + (i - 5) / 50 for i in range(11)]),
+        RandomRotate(list(range(-10, 11)) + [0] * 5),
+        Jitter(px(4)),
+        RandomCropResize(size, scale=(0.8, 1.0)),
+    ])
+
+
+def _pad(x: torch.Tensor, width: int, mode: str, value: float = 0.5) -> torch.Tensor:
+    if x.dim() not in (3, 4):
+        raise UnifiedVizError(f"expected [N, C, H, W] or [N, C, L], got shape {tuple(x.shape)}")
+    if mode == "reflect" and width >= min(x.shape[2:]):
+        raise UnifiedVizError(
+            f"cannot reflect-pad/jitter by {width} px an input of size {tuple(x.shape[2:])}; "
+            "use fewer pixels than the input's smallest side"
+        )
+    return F.pad(x, [width] * 2 * (x.dim() - 2), mode=mode, value=value if mode == "constant" else None)
+
+
+def _warp(x: torch.Tensor, theta: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resample `x` at `theta` applied to the output's [-1, 1] grid; reflection fills outside."""
+    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], *size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _pick(values: torch.Tensor, n: int, generator: Generator) -> torch.Tensor:
+    """One of `values` per sample."""
+    index = torch.randint(len(values), (n,), generator=generator, device=_device(generator))
+    return values[index.to(values.device)]
+
+
+def _device(generator: Generator) -> torch.device:
+    """Draw on the generator's device (CPU by default) so the same seed gives the same draws."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _need_images(x: torch.Tensor, transform: Transform) -> None:
+    if x.dim() != 4:
+        raise UnifiedVizError(
+            f"{type(transform).__name__} needs images [N, C, H, W], got shape {tuple(x.shape)}; "
+            "for 1-D sequences use Jitter, Pad or GaussianNoise"
+        )
+
+
+def _non_negative_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UnifiedVizError(f"{name} must be a non-negative int, got {value!r}")
+    return value
