@@ -60,6 +60,7 @@ class Jitter(Transform):
         self.pixels = _non_negative_int("pixels", pixels)
 
     def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        _check_reflect(x, self.pixels)
         shape = (x.shape[0], x.dim() - 2)
         shifts = torch.randint(-self.pixels, self.pixels + 1, shape, generator=generator, device=_device(generator))
         return translate(x, shifts)
@@ -197,13 +198,8 @@ def standard_transforms(spec) -> Compose:
 
 
 def _pad(x: torch.Tensor, width: int, mode: str, value: float = 0.5) -> torch.Tensor:
-    if x.dim() not in (3, 4):
-        raise UnifiedVizError(f"expected [N, C, H, W] or [N, C, L], got shape {tuple(x.shape)}")
-    if mode == "reflect" and width >= min(x.shape[2:]):
-        raise UnifiedVizError(
-            f"cannot reflect-pad/jitter by {width} px an input of size {tuple(x.shape[2:])}; "
-            "use fewer pixels than the input's smallest side"
-        )
+    if mode == "reflect":
+        _check_reflect(x, width)
     return F.pad(x, [width] * 2 * (x.dim() - 2), mode=mode, value=value if mode == "constant" else None)
 
 
@@ -222,6 +218,16 @@ def _pick(values: torch.Tensor, n: int, generator: Generator) -> torch.Tensor:
 def _device(generator: Generator) -> torch.device:
     """Draw on the generator's device (CPU by default) so the same seed gives the same draws."""
     return generator.device if generator is not None else torch.device("cpu")
+
+
+def _check_reflect(x: torch.Tensor, width: int) -> None:
+    if x.dim() not in (3, 4):
+        raise UnifiedVizError(f"expected [N, C, H, W] or [N, C, L], got shape {tuple(x.shape)}")
+    if width >= min(x.shape[2:]):
+        raise UnifiedVizError(
+            f"cannot reflect-pad/jitter by {width} px an input of size {tuple(x.shape[2:])}; "
+            "use fewer pixels than the input's smallest side"
+        )
 
 
 def _need_images(x: torch.Tensor, transform: Transform) -> None:
