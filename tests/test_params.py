@@ -205,6 +205,17 @@ def test_perturbation_l2_per_sample():
     assert norms.min() > 0.25
 
 
+@pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("l2", 0.3)])
+def test_perturbation_projection_keeps_feasible_delta(norm, eps):
+    # A projection must not move a point that is already inside both constraints.
+    param = PerturbationParam(IMAGES.clamp(0.2, 0.8), eps=eps, norm=norm)
+    feasible = torch.rand((3, 3, 12, 10), generator=torch.Generator().manual_seed(2)) * 0.01
+    with torch.no_grad():
+        param.delta.copy_(feasible)
+    param.after_step()
+    assert torch.equal(param.delta.detach(), feasible)
+
+
 def test_perturbation_universal_shares_delta():
     param = PerturbationParam(IMAGES, eps=0.05, universal=True)
     assert param.delta.shape == (1, *IMAGES.shape[1:])

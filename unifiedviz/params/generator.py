@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..errors import UnifiedVizError
+from ..models.spec import device_of
 from .base import Param, Seed, generator_from
 
 
@@ -47,7 +48,8 @@ class GeneratorParam(Param):
         self.output_range = output_range
         self.clip = clip
         self.decay = decay
-        self.z = nn.Parameter(torch.randn((n, *latent_shape), generator=generator_from(seed)) * sd)
+        z = torch.randn((n, *latent_shape), generator=generator_from(seed)) * sd
+        self.z = nn.Parameter(z.to(device_of(generator)))
         self.after_step()  # the initial codes obey the clip too
 
     def train(self, mode: bool = True) -> "GeneratorParam":

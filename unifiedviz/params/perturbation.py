@@ -48,10 +48,8 @@ class PerturbationParam(Param):
         images = images.detach().float()
         self.register_buffer("images", images.clone())
         shape = (1, *images.shape[1:]) if universal else tuple(images.shape)
-        delta = torch.zeros(shape)
-        if random_start:
-            delta = self._random_delta(shape, generator_from(seed))
-        self.delta = nn.Parameter(delta)
+        delta = self._random_delta(shape, generator_from(seed)) if random_start else torch.zeros(shape)
+        self.delta = nn.Parameter(delta.to(images.device))
         self.after_step()
 
     def _random_delta(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
