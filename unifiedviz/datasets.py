@@ -31,13 +31,18 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-@lru_cache(maxsize=1)
 def digits_split() -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train_indices, test_indices) into the 1797 digits: stratified, 20% test, seed 0.
 
     Uses numpy's legacy `RandomState`, whose stream is frozen across numpy versions, so the
     split never changes under anyone's feet.
     """
+    train_idx, test_idx = _digits_split()
+    return train_idx.copy(), test_idx.copy()
+
+
+@lru_cache(maxsize=1)
+def _digits_split() -> tuple[np.ndarray, np.ndarray]:
     _, labels = _digits_arrays()
     rng = np.random.RandomState(DIGITS_SPLIT_SEED)
     test = []
@@ -64,7 +69,7 @@ def load_digits_images(split: str = "test", size: int = 32) -> tuple[torch.Tenso
         raise UnifiedVizError(f"digits image size must be a positive integer, got {size!r}")
     images, labels = _digits_arrays()
     if split != "all":
-        train_idx, test_idx = digits_split()
+        train_idx, test_idx = _digits_split()
         idx = train_idx if split == "train" else test_idx
         images, labels = images[idx], labels[idx]
     x = torch.tensor(images).unsqueeze(1)
