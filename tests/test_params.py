@@ -228,6 +228,15 @@ def test_perturbation_universal_shares_delta():
     assert (IMAGES + param.delta).max() <= 1
 
 
+def test_perturbation_gradient_reaches_saturated_pixels():
+    images = IMAGES.clone()
+    images[:, :, :2] = 1.0
+    images[:, :, -2:] = 0.0
+    param = PerturbationParam(images, eps=0.1)
+    param().sum().backward()
+    assert torch.equal(param.delta.grad, torch.ones_like(images))
+
+
 def test_perturbation_errors():
     with pytest.raises(UnifiedVizError, match="unknown norm"):
         PerturbationParam(IMAGES, eps=0.1, norm="l1")

@@ -49,8 +49,9 @@ class GeneratorParam(Param):
         self.clip = clip
         self.decay = decay
         z = torch.randn((n, *latent_shape), generator=generator_from(seed)) * sd
+        if clip is not None:
+            z = z.clamp(*clip)  # the initial codes obey the clip too
         self.z = nn.Parameter(z.to(device_of(generator)))
-        self.after_step()  # the initial codes obey the clip too
 
     def train(self, mode: bool = True) -> "GeneratorParam":
         super().train(mode)

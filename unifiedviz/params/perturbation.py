@@ -13,6 +13,8 @@ NORMS = ("linf", "l2")
 class PerturbationParam(Param):
     """`clamp(images + delta, 0, 1)` with `delta` kept in the `norm` ball of radius `eps`.
 
+    The clamp is straight-through (gradient 1 everywhere) so saturated pixels can still move.
+
     `images` is `[N, C, *size]` in [0, 1]. `delta` is `[N, C, *size]`, or `[1, C, *size]` shared
     by the whole batch with `universal=True`. `after_step()` keeps `delta` feasible: inside the
     eps-ball (L2 per sample) and such that `images + delta` stays in [0, 1] for every image.
@@ -62,7 +64,10 @@ class PerturbationParam(Param):
         return direction * radius
 
     def forward(self) -> torch.Tensor:
-        return (self.images + self.delta).clamp(0.0, 1.0)
+        x = self.images + self.delta
+        # Straight-through clamp: torch.clamp has zero gradient at exactly 0 and 1, which would
+        # freeze every saturated pixel of a photo; after_step() keeps x in range anyway.
+        return x + (x.clamp(0.0, 1.0) - x).detach()
 
     @torch.no_grad()
     def after_step(self) -> None:
