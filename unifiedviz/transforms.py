@@ -130,8 +130,8 @@ class RandomRotate(Transform):
 class RandomCropResize(Transform):
     """Crop a random box per image and resize it to `size` (H, W), e.g. a ViT's fixed input.
 
-    The box keeps the input's aspect ratio, covers a fraction of its area drawn uniformly
-    from `scale`, and lies inside the image.
+    The box keeps the input's aspect ratio (so it is stretched if `size` has another one),
+    covers a fraction of the input's area drawn uniformly from `scale`, and lies inside it.
     """
 
     def __init__(self, size: int | Sequence[int], scale: tuple[float, float] = (0.5, 1.0)) -> None:
