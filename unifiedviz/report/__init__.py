@@ -1,0 +1,6 @@
+"""Outputs: atomic file writes, PNG images and grids."""
+from .files import atomic_path, write_json, write_text
+from .images import image_grid, save_png, save_sequence_plot, to_uint8, upscale_factor
+
+__all__ = ["atomic_path", "write_json", "write_text", "image_grid", "save_png", "save_sequence_plot", "to_uint8",
+           "upscale_factor"]
