@@ -22,10 +22,12 @@ import torch
 from torch import nn
 
 from ..errors import UnifiedVizError
+from ..models.sources import wrap_module
 from ..models.spec import InputSpec, VizModel, as_viz_model, device_of
 from ..units import Unit, parse_units
 from .families import head_output_target, unfused_attention
 from .layouts import Layout, first_tensor, infer_layout
+from .transformer_lens import bridge_layers, is_bridge
 
 #: Capture key of the model's output logits (units such as `class=3` with no layer).
 LOGITS = "<logits>"
@@ -62,11 +64,15 @@ class _StopForward(Exception):
 
 
 class Adapter:
-    """Wrap a model (any `nn.Module`, or a `VizModel` from `load_model`) for capture."""
+    """Wrap a model (any `nn.Module`, a TransformerLens bridge, or a `VizModel` from `load_model`)."""
 
     def __init__(self, model: nn.Module, spec: InputSpec | None = None) -> None:
-        self.model: VizModel = as_viz_model(model, spec)
-        self.modules: dict[str, nn.Module] = {n: m for n, m in self.model.net.named_modules() if n}
+        # HF and TransformerLens modules carry their own input contract; `spec` overrides it.
+        self.model: VizModel = as_viz_model(model, spec) if spec is not None else wrap_module(model)
+        net = self.model.net
+        self.modules: dict[str, nn.Module] = (
+            bridge_layers(net) if is_bridge(net) else {n: m for n, m in net.named_modules() if n}
+        )
         self._layers: dict[str, LayerInfo] | None = None
 
     # ------------------------------------------------------------------ listing
@@ -162,7 +168,9 @@ class Adapter:
                 f"layer {unit.layer!r} is not an attention module with per-head outputs: address the "
                 "attention module itself (e.g. 'blocks.4.attn:head=2') or its probabilities ('blocks.4.attn.attn_drop')"
             )
-        return found
+        target, heads = found
+        # Already split per head (e.g. HookedTransformer's [B,T,heads,d] hook_z): nothing to reshape.
+        return target, 0 if self.layer(target).layout.kind == "heads" else heads
 
     # ------------------------------------------------------------------ capture
     def capture(

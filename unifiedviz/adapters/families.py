@@ -36,9 +36,10 @@ def head_output_target(name: str, module: nn.Module, modules: dict[str, nn.Modul
     # where heads are still separate (concatenated along D).
     if hasattr(module, "proj") and f"{name}.norm" in modules:
         return f"{name}.norm", heads
-    # TransformerLens: hook_z holds [B, T, heads, d_head].
+    # TransformerLens: hook_z is the attention output before the output projection, per head
+    # ([B, T, heads, d_head] in HookedTransformer, flattened [B, T, D] in 4.x bridges).
     if f"{name}.hook_z" in modules:
-        return f"{name}.hook_z", 0
+        return f"{name}.hook_z", heads
     # Hugging Face self-attention returns (context [B,T,D], probs?) with heads concatenated.
     if not hasattr(module, "proj") and not hasattr(module, "o_proj"):
         return name, heads

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from torch import nn
@@ -18,15 +19,23 @@ _PREFIXES = ("module.", "model.", "net.")
 _NESTED = ("state_dict", "model_state_dict", "model", "net", "weights")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors in a checkpoint file, unwrapped from training-script dicts and prefixes."""
+def read_state_dict(path: str | Path, expected: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors in a checkpoint file, unwrapped from training-script dicts and prefixes.
+
+    With `expected` (the architecture's keys), a prefix is stripped only while the keys do not
+    match yet, so a model whose own keys all start with `model.` still loads.
+    """
     path = Path(path)
     if not path.is_file():
         raise UnifiedVizError(f"weights file {str(path)!r} not found: check the path given to --weights")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except SafetensorError as exc:
+            raise UnifiedVizError(f"cannot read {str(path)!r} as safetensors ({exc}): is the file complete?") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -37,13 +46,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 "convert it to .safetensors or a weights-only state dict"
             ) from None
     state = _unwrap(state, path)
-    return _strip_prefixes(state)
+    return _strip_prefixes(state, None if expected is None else set(expected))
 
 
 def load_weights(net: nn.Module, path: str | Path) -> None:
     """Load `path` into `net` strictly; on mismatch list the missing and unexpected keys."""
-    state = read_state_dict(path)
     expected = net.state_dict()
+    state = read_state_dict(path, expected)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong_shape = [
@@ -83,9 +92,9 @@ def _all_tensors(d: dict) -> bool:
     return bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
 
 
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _strip_prefixes(state: dict[str, torch.Tensor], expected: set[str] | None) -> dict[str, torch.Tensor]:
     changed = True
-    while changed:
+    while changed and set(state) != expected:
         changed = False
         for prefix in _PREFIXES:
             if all(k.startswith(prefix) for k in state):

@@ -1,4 +1,5 @@
-"""One string names a model everywhere: `timm:NAME`, `torchvision:NAME`, `hf:LOCAL_DIR`, `builtin:NAME`.
+"""One string names a model everywhere: `timm:NAME`, `torchvision:NAME`, `hf:LOCAL_DIR`, `tl:LOCAL_DIR`,
+`builtin:NAME`.
 
 Every loader returns a `VizModel` that carries its input contract, so the rest of the toolkit
 can feed it [0, 1] images. Weights never come from pickled code (see checkpoints.py).
@@ -30,12 +31,12 @@ def load_model(
     """Build the model `source` names, in eval mode, ready for [0, 1] inputs.
 
     `source` is a string such as "timm:vit_tiny_patch16_224", "torchvision:resnet18",
-    "hf:./my_vit", "builtin:digits-cnn", or an `nn.Module` (including TransformerLens
-    models). `weights` is a checkpoint (.safetensors or a weights-only torch file) loaded
+    "hf:./my_vit", "tl:./my_vit" (that HF model inside a TransformerLens bridge),
+    "builtin:digits-cnn", or an `nn.Module` (including TransformerLens bridges). `weights` is a checkpoint (.safetensors or a weights-only torch file) loaded
     into the architecture; `pretrained` asks timm/torchvision for their published weights.
     """
     if isinstance(source, nn.Module):
-        model = _from_module(source)
+        model = wrap_module(source)
     elif isinstance(source, str):
         scheme, sep, name = source.partition(":")
         if not sep or not name or scheme not in _LOADERS:
@@ -54,7 +55,7 @@ def load_model(
 def _timm(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
     import timm
 
-    if not timm.list_models(name) and not timm.is_model(name):
+    if not timm.is_model(name):  # not list_models(name): that accepts wildcards such as 'resnet*'
         _unknown("timm", name, timm.list_models())
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     net = _fetch(lambda: timm.create_model(name, pretrained=pretrained, **kwargs), "timm", name, pretrained)
@@ -87,17 +88,35 @@ def _torchvision(name: str, *, pretrained: bool, num_classes: int | None) -> Viz
 
 
 def _hf(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
+    return hf_viz_model(_hf_net(name, "hf"), Path(name), source=f"hf:{name}")
+
+
+def _tl(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
+    from ..adapters.transformer_lens import boot_bridge
+
+    bridge = boot_bridge(_hf_net(name, "tl"), name)
+    return _bridge_viz_model(bridge, folder=Path(name), source=f"tl:{name}")
+
+
+def _hf_net(name: str, scheme: str) -> nn.Module:
     folder = Path(name)
     if not (folder / "config.json").is_file():
         raise UnifiedVizError(
-            f"hf:{name}: no config.json there; save a Hugging Face image classifier with "
-            "model.save_pretrained(DIR) and pass hf:DIR"
+            f"{scheme}:{name}: no config.json there; save a Hugging Face image classifier with "
+            f"model.save_pretrained(DIR) and pass {scheme}:DIR"
         )
     from transformers import AutoModelForImageClassification
 
-    net = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True)
+    try:
+        net = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:  # not an image classifier, or files missing
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnifiedVizError(
+            f"{scheme}:{name} is not a loadable Hugging Face image classifier ({first[:160]}); "
+            "save one with model.save_pretrained(DIR)"
+        ) from None
     net.config.return_dict = True
-    return hf_viz_model(net, folder, source=f"hf:{name}")
+    return net
 
 
 def hf_viz_model(net: nn.Module, folder: Path | None = None, *, source: str = "hf") -> VizModel:
@@ -127,12 +146,26 @@ def _builtin(name: str, *, pretrained: bool, num_classes: int | None) -> VizMode
     return build_builtin(name)
 
 
-def _from_module(module: nn.Module) -> VizModel:
+def wrap_module(module: nn.Module) -> VizModel:
+    """A VizModel for a module, with the input contract it carries (HF config, TL bridge, timm cfg)."""
     if isinstance(module, VizModel):
         return module
+    from ..adapters.transformer_lens import is_bridge
+
+    if is_bridge(module):
+        return _bridge_viz_model(module, source=f"tl:{type(module).__name__}")
     if hasattr(module, "config") and hasattr(getattr(module, "config"), "model_type"):
         return hf_viz_model(module, source=f"hf:{type(module).__name__}")
     return as_viz_model(module)
+
+
+def _bridge_viz_model(bridge: nn.Module, *, folder: Path | None = None, source: str) -> VizModel:
+    """The bridge's input contract is that of the HF model it wraps; the bridge returns logits."""
+    from ..adapters.transformer_lens import original_model
+
+    hf = hf_viz_model(original_model(bridge), folder)
+    return VizModel(bridge, hf.spec, source=source, num_prefix_tokens=hf.num_prefix_tokens,
+                    class_names=hf.class_names)
 
 
 def _fetch(build: Callable[[], nn.Module], library: str, name: str, pretrained: bool) -> nn.Module:
@@ -158,5 +191,6 @@ _LOADERS: dict[str, Callable[..., VizModel]] = {
     "timm": _timm,
     "torchvision": _torchvision,
     "hf": _hf,
+    "tl": _tl,
     "builtin": _builtin,
 }
