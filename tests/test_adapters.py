@@ -67,6 +67,7 @@ CASES = {
         "blocks.3.attn": ("tokens", False, 1),
     }, "head"),
     "timm-swin_tiny": Case(_timm("swin_tiny_patch4_window7_224", img_size=64), {
+        "layers.0.blocks.0.attn": ("other", False, 0),  # windows folded into the batch: kept raw
         "layers.0.blocks.0": ("conv", True, 0),
         "layers.1.blocks.1.mlp.fc1": ("tokens", False, 0),
         "layers.2.downsample": ("conv", True, 0),
