@@ -28,7 +28,7 @@ def load_model(
     weights: str | Path | None = None,
     num_classes: int | None = None,
 ) -> VizModel:
-    """Build the model `source` names, in eval mode, ready for [0, 1] inputs.
+    """Build the model `source` names (in eval mode), ready for [0, 1] inputs.
 
     `source` is a string such as "timm:vit_tiny_patch16_224", "torchvision:resnet18",
     "hf:./my_vit", "tl:./my_vit" (that HF model inside a TransformerLens bridge),
@@ -44,12 +44,12 @@ def load_model(
                 f"cannot read model source {source!r}: write SCHEME:NAME with SCHEME one of "
                 f"{', '.join(_LOADERS)} (e.g. 'timm:resnet18', 'builtin:digits-cnn')"
             )
-        model = _LOADERS[scheme](name, pretrained=pretrained, num_classes=num_classes)
+        model = _LOADERS[scheme](name, pretrained=pretrained, num_classes=num_classes).eval()
     else:
         raise UnifiedVizError(f"model source must be a string or an nn.Module, not {type(source).__name__}")
     if weights is not None:
         load_weights(model.net, weights)
-    return model.eval()
+    return model
 
 
 def _timm(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
