@@ -148,16 +148,16 @@ def _index_values(text: str, key: str, value: str) -> list[int]:
     for item in value.split(","):
         item = item.strip()
         match = _INT_RANGE.match(item)
+        if match:  # the regex guarantees both ends are integers
+            start, stop = int(match.group(1)), int(match.group(2))
+            if stop <= start:
+                raise UnifiedVizError(
+                    f"empty range {item!r} for {key} in {text!r}: the stop must exceed the start (0:8 means 0..7)"
+                )
+            values.extend(range(start, stop))
+            continue
         try:
-            if match:
-                start, stop = int(match.group(1)), int(match.group(2))
-                if stop <= start:
-                    raise UnifiedVizError(
-                        f"empty range {item!r} for {key} in {text!r}: the stop must exceed the start (0:8 means 0..7)"
-                    )
-                values.extend(range(start, stop))
-            else:
-                values.append(int(item))
+            values.append(int(item))
         except ValueError:
             raise UnifiedVizError(
                 f"{key}={value!r} in {text!r} is not an index: use N, A:B or A,B,C"

@@ -293,7 +293,8 @@ def _check_ranges(unit: Unit, info: LayerInfo, heads: int) -> None:
 
     def check(what: str, value: int | None, size: int) -> None:
         if value is not None and not 0 <= value < size:
-            raise UnifiedVizError(f"{what} {value} is out of range for {where}: valid {what}s are 0..{size - 1}")
+            plural = "classes" if what == "class" else f"{what}s"
+            raise UnifiedVizError(f"{what} {value} is out of range for {where}: valid {plural} are 0..{size - 1}")
 
     if kind == "other":
         raise UnifiedVizError(
