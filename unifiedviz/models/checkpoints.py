@@ -53,6 +53,10 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     """Load `path` into `net` strictly; on mismatch list the missing and unexpected keys."""
     expected = net.state_dict()
     state = read_state_dict(path, expected)
+    for k in expected:
+        # Checkpoints from PyTorch < 0.4.1 lack BatchNorm's step counter; it never affects outputs.
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = expected[k]
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong_shape = [
