@@ -50,13 +50,13 @@ def recording():
 
 @pytest.fixture
 def hooked_modules():
-    """Names of modules under `model` that still carry hooks (should be none after a capture)."""
+    """Modules under `model` that carry hooks, name -> hook count (should be {} after a capture)."""
 
-    def find(model: nn.Module) -> list[str]:
-        return [
-            name
+    def find(model: nn.Module) -> dict[str, int]:
+        counts = {
+            name: len(mod._forward_hooks) + len(mod._forward_pre_hooks) + len(mod._backward_hooks)
             for name, mod in model.named_modules(remove_duplicate=False)
-            if mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
-        ]
+        }
+        return {name: n for name, n in counts.items() if n}
 
     return find

@@ -157,7 +157,7 @@ def test_hooks_mode_and_grad_flags_restored_also_after_an_exception(case, hooked
     before = [p.requires_grad for p in params]
     try:
         adapter.capture(x, list(spec.layers))
-        assert hooked_modules(model) == []
+        assert hooked_modules(model) == {}
         assert all(m.training for m in model.modules())
         assert [p.requires_grad for p in params] == before
 
@@ -169,7 +169,7 @@ def test_hooks_mode_and_grad_flags_restored_also_after_an_exception(case, hooked
             adapter.capture(x, list(spec.layers), stop_early=False)
         with pytest.raises(RuntimeError, match="boom"), adapter.session(list(spec.layers), stop_early=False) as run:
             run(x)
-        assert hooked_modules(model) == []
+        assert hooked_modules(model) == {}
         assert all(m.training for m in model.modules())
         assert [p.requires_grad for p in params] == before
     finally:

@@ -76,6 +76,7 @@ def test_builtin_source_has_class_names():
     ("timm:resnet*", r"unknown timm model 'resnet\*'"),
     ("torchvision:resnet1800", r"unknown torchvision model 'resnet1800'; closest: .*resnet18"),
     ("hf:/no/such/dir", r"no config.json there"),
+    ("tl:/no/such/dir", r"tl:/no/such/dir: no config.json there"),
     ("builtin:nope", r"unknown built-in model 'nope'; valid names: digits-cnn"),
 ])
 def test_bad_source_strings(source, message):
