@@ -204,3 +204,15 @@ def test_inplace_ops_do_not_rewrite_captured_values(case_id, recording):
             torch.testing.assert_close(adapter.capture(x, layer, stop_early=stop_early)[layer], ref)
         with adapter.session([layer, "layer1.0"]) as run:  # BN captured first, the block output later
             torch.testing.assert_close(run(x)[layer], ref)
+
+
+def test_an_open_session_leaves_other_forward_passes_alone():
+    adapter = CASES["builtin-cifar_resnet20"].build()
+    x = torch.rand((2, 3, 32, 32), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits = adapter.model(x)
+    with adapter.session("layer1.0") as early, adapter.session(["layer3", "layer1.0"], stop_early=False) as both:
+        with torch.no_grad():
+            torch.testing.assert_close(adapter.model(x), logits)  # no capture, no early stop here
+        torch.testing.assert_close(both(x)["layer1.0"], early(x)["layer1.0"])
+        assert set(early(x)) == {"layer1.0"}

@@ -202,9 +202,14 @@ class Adapter:
         store: dict[str, torch.Tensor] = {}
         calls: dict[str, int] = {}
         stop_when_done = stop_early and not need_logits
+        # Hooks act only inside this session's own run(): other forward passes of the model
+        # (a bare call, another open session) must not be captured or stopped.
+        running = False
 
         def make_hook(module_name: str) -> Callable:
             def hook(module, inputs, output):
+                if not running:
+                    return
                 k = calls.get(module_name, 0)
                 calls[module_name] = k + 1
                 key = module_name if k == 0 else f"{module_name}#{k}"
@@ -228,13 +233,17 @@ class Adapter:
             try:
 
                 def run(x: torch.Tensor) -> dict[str, torch.Tensor]:
+                    nonlocal running
                     self.model.spec.check(x)
                     store.clear()
                     calls.clear()
+                    running = True
                     try:
                         logits = self.model(x)
                     except _StopForward:
                         logits = None
+                    finally:
+                        running = False
                     out = dict(store)
                     if need_logits:
                         out[LOGITS] = logits
