@@ -59,6 +59,7 @@ def make_trainer(cfg: TrainConfig, *, epochs: int | None = None) -> L.Trainer:
 def fit(model: nn.Module, data: SuperpositionData, cfg: TrainConfig, *, seed: int) -> None:
     """Train `model` in place on the DataModule's current `labeled` indices."""
     L.seed_everything(seed, workers=True, verbose=False)
+    model.train()  # Lightning keeps the modes it is given: loaded models arrive in eval mode
     make_trainer(cfg).fit(Classifier(model, cfg), datamodule=data)
     model.eval()
 
