@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from unifiedviz.adapters import Adapter
 from unifiedviz.errors import UnifiedVizError
-from unifiedviz.models import InputSpec
+from unifiedviz.models import InputSpec, load_model
 
 HEADS, WIDTH, PATCHES = 3, 192, 16  # vit_tiny at 64x64: 3 heads, D=192, 4x4 patches
 
@@ -119,3 +119,9 @@ def test_layers_without_a_unit_layout_are_capturable_but_refuse_units(vit, x):
     assert vit.capture(x, "blocks.1.attn.q_norm")["blocks.1.attn.q_norm"].shape == (2, HEADS, PATCHES + 1, 64)
     with pytest.raises(UnifiedVizError, match="no unit reads"):
         vit.resolve("blocks.1.attn.q_norm:channel=0")
+
+
+def test_hf_attention_heads_point_to_the_transformer_lens_bridge(hf_vit_dir):
+    adapter = Adapter(load_model(f"hf:{hf_vit_dir}"))
+    with pytest.raises(UnifiedVizError, match="load a Hugging Face ViT as tl:DIR"):
+        adapter.resolve("vit.layers.0.attention:head=1")

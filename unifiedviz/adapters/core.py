@@ -162,12 +162,15 @@ class Adapter:
         info = self.layer(unit.layer)
         if info.layout.kind in ("attention", "heads"):
             return unit.layer, 0
-        found = head_output_target(unit.layer, self.modules[unit.layer.split("#")[0]], self.modules)
+        module = self.modules[unit.layer.split("#")[0]]
+        found = head_output_target(unit.layer, module, self.modules)
         if found is None:
-            raise UnifiedVizError(
-                f"layer {unit.layer!r} is not an attention module with per-head outputs: address the "
-                "attention module itself (e.g. 'blocks.4.attn:head=2') or its probabilities ('blocks.4.attn.attn_drop')"
-            )
+            # HF attention computes probabilities in a function and merges heads only inside o_proj.
+            hint = ("its heads never leave it as a module output: load a Hugging Face ViT as tl:DIR and address "
+                    "'blocks.N.attn:head=H'") if hasattr(module, "o_proj") else (
+                    "address the attention module itself (e.g. 'blocks.4.attn:head=2') or its probabilities "
+                    "('blocks.4.attn.attn_drop')")
+            raise UnifiedVizError(f"layer {unit.layer!r} is not an attention module with per-head outputs: {hint}")
         target, heads = found
         # Already split per head (e.g. HookedTransformer's [B,T,heads,d] hook_z): nothing to reshape.
         return target, 0 if self.layer(target).layout.kind == "heads" else heads
