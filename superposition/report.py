@@ -11,7 +11,8 @@ def _fmt(value) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return "nan" if value != value else f"{value:.4f}"
+        text = "nan" if value != value else f"{value:.4f}"
+        return "0.0000" if text == "-0.0000" else text
     return str(value)
 
 
