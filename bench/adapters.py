@@ -7,6 +7,7 @@ Random-init timm models (no network), eval mode, frozen weights everywhere (the 
 the input requires grad. Per model, one "round" times, in shuffled order:
 
   bare        model(x).sum().backward()                       the reference
+  bare-again  the same, once more                               A/A check: how far 1.0 drifts on this VM
   late        Adapter.session([late layer], stop_early=False): the hook overhead (target <= 1.05)
   early-full  session([early layer], stop_early=False)         an early unit paying for the whole net
   early-stop  session([early layer])                          early stop (DESIGN measured 0.39 for resnet18)
@@ -54,6 +55,7 @@ def _bench(name: str, late: str, early: str, batch: int, reps: int) -> dict[str,
             adapter.session([early]) as run_early_stop:
         variants = {
             "bare": bare,
+            "bare-again": bare,
             "late": hooked(run_late, late),
             "early-full": hooked(run_early_full, early),
             "early-stop": hooked(run_early_stop, early),
@@ -86,7 +88,7 @@ def main() -> None:
           f"batch {args.batch} at 224, {args.reps} interleaved rounds; medians of per-round ratios to bare fwd+bwd")
     for name, (late, early) in MODELS.items():
         r = _bench(name, late, early, args.batch, args.reps)
-        print(f"{name:22s} hooks, late {late:9s} no early stop: {r['late']:.3f}   "
+        print(f"{name:22s} A/A {r['bare-again']:.3f}   hooks, late {late:9s} no early stop: {r['late']:.3f}   "
               f"early {early}: {r['early-full']:.2f} without early stop, {r['early-stop']:.2f} with")
 
 
