@@ -32,8 +32,9 @@ def load_model(
 
     `source` is a string such as "timm:vit_tiny_patch16_224", "torchvision:resnet18",
     "hf:./my_vit", "tl:./my_vit" (that HF model inside a TransformerLens bridge),
-    "builtin:digits-cnn", or an `nn.Module` (including TransformerLens bridges). `weights` is a checkpoint (.safetensors or a weights-only torch file) loaded
-    into the architecture; `pretrained` asks timm/torchvision for their published weights.
+    "builtin:digits-cnn", or an `nn.Module` (including TransformerLens bridges). `weights`
+    is a checkpoint (.safetensors or a weights-only torch file) loaded into the architecture;
+    `pretrained` asks timm/torchvision for their published weights.
     """
     if isinstance(source, nn.Module):
         model = wrap_module(source)
