@@ -1,0 +1,37 @@
+"""Adversarial inputs from the AM engine: a bounded perturbation plus an objective.
+
+    import adversarial
+    attack = adversarial.PGD(model, eps=8/255, steps=10)
+    result = attack(images, labels)              # images in [0, 1]; target=K for targeted
+    print(result.summary())
+    result.transfer(["builtin:digits-vit"])      # transfer rates to other models
+"""
+from .attacks import (
+    FGSM,
+    NORMS,
+    PGD,
+    TARGET_RULES,
+    Attack,
+    FeatureMatch,
+    UnitAttack,
+    UniversalPerturbation,
+    resolve_targets,
+    unit_value,
+)
+from .metrics import (
+    AttackResult,
+    ConstraintViolation,
+    check_constraints,
+    measure,
+    predict,
+    quantize,
+    transfer_rate,
+)
+from .objectives import ClassLoss, FeatureMatch as FeatureMatchObjective, class_loss, feature_match
+
+__all__ = [
+    "Attack", "FGSM", "PGD", "UnitAttack", "FeatureMatch", "UniversalPerturbation",
+    "AttackResult", "ConstraintViolation", "check_constraints", "measure", "predict", "quantize", "transfer_rate",
+    "ClassLoss", "FeatureMatchObjective", "class_loss", "feature_match",
+    "resolve_targets", "unit_value", "NORMS", "TARGET_RULES",
+]

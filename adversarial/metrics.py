@@ -1,0 +1,358 @@
+"""What an attack did, measured: success, confidence, perturbation norms, steps, transfer.
+
+`measure()` builds an `AttackResult` from clean and adversarial images and checks, on every
+result, that the perturbation stays inside the eps-ball and the images inside [0, 1]
+(`ConstraintViolation` otherwise: that would be a bug, not a user error).
+
+Success (the torchattacks convention):
+  untargeted: the adversarial prediction differs from the label. Images the model already
+              misclassifies count as successes as they are; `success_rate_correct` is the
+              rate over the originally correct images only.
+  targeted:   the adversarial prediction equals the target.
+Without labels, the labels are the model's own clean predictions (untargeted = flip them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from unifiedviz.errors import UnifiedVizError
+from unifiedviz.models import VizModel, load_model
+from unifiedviz.models.spec import as_viz_model, device_of
+
+#: Slack for float rounding in the ball/box checks.
+TOLERANCE = 1e-5
+
+
+class ConstraintViolation(RuntimeError):
+    """An adversarial image left the eps-ball or the [0, 1] box (a bug in the attack)."""
+
+
+@dataclass
+class AttackResult:
+    """Per-image tensors (on CPU) plus the attack's settings; `summary()` gives the JSON view."""
+
+    images: torch.Tensor  # [N, C, H, W] clean, [0, 1]
+    adversarial: torch.Tensor  # [N, C, H, W] adversarial, [0, 1]
+    labels: torch.Tensor  # [N] the labels untargeted success is judged against
+    targets: torch.Tensor | None  # [N] targets (targeted attacks) or None
+    clean_pred: torch.Tensor
+    clean_conf: torch.Tensor  # softmax probability of the clean prediction
+    adv_pred: torch.Tensor
+    adv_conf: torch.Tensor  # softmax probability of the adversarial prediction
+    adv_prob_label: torch.Tensor  # probability the adversarial image keeps for the label
+    adv_prob_target: torch.Tensor | None  # probability of the target (targeted)
+    success: torch.Tensor  # [N] bool
+    linf: torch.Tensor  # [N] L-inf norm of the perturbation
+    l2: torch.Tensor  # [N] L2 norm of the perturbation
+    steps_used: torch.Tensor  # [N] updates applied when the image first succeeded (steps_run if never)
+    steps_run: int
+    eps: float
+    norm: str
+    method: str
+    model: str
+    labels_from: str = "given"  # "given" or "model" (the clean predictions)
+    objective: str = ""
+    seconds: float = 0.0
+    class_names: list[str] | None = None
+    names: list[str] | None = None
+    extra: dict = field(default_factory=dict)  # e.g. unit values before/after a unit attack
+    perturbation: torch.Tensor | None = None  # the shared delta of a universal attack
+
+    @property
+    def targeted(self) -> bool:
+        return self.targets is not None
+
+    @property
+    def clean_correct(self) -> torch.Tensor:
+        return self.clean_pred == self.labels
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def success_rate(self, *, among_correct: bool = False) -> float:
+        mask = self.clean_correct if among_correct else torch.ones_like(self.success)
+        rate = _rate(self.success[mask])
+        return float("nan") if rate is None else rate
+
+    def summary(self) -> dict:
+        """Aggregate numbers (JSON-ready)."""
+        succ = self.success
+        out = {
+            "method": self.method,
+            "model": self.model,
+            "objective": self.objective,
+            "targeted": self.targeted,
+            "norm": self.norm,
+            "eps": self.eps,
+            "images": len(self),
+            "labels_from": self.labels_from,
+            "clean_accuracy": _rate(self.clean_correct),
+            "success_rate": _rate(succ),
+            "success_rate_on_correct": _rate(succ[self.clean_correct]),
+            "originally_correct": int(self.clean_correct.sum()),
+            "adversarial_accuracy": _rate(self.adv_pred == self.labels),
+            "mean_adv_confidence": _mean(self.adv_conf),
+            "mean_adv_confidence_success": _mean(self.adv_conf[succ]),
+            "mean_clean_confidence": _mean(self.clean_conf),
+            "mean_prob_label_after": _mean(self.adv_prob_label),
+            "linf_max": float(self.linf.max()) if len(self) else 0.0,
+            "linf_mean": _mean(self.linf),
+            "l2_max": float(self.l2.max()) if len(self) else 0.0,
+            "l2_mean": _mean(self.l2),
+            "steps_run": self.steps_run,
+            "mean_steps_to_success": _mean(self.steps_used[succ].float()),
+            "seconds": round(self.seconds, 3),
+        }
+        if self.targeted:
+            out["mean_prob_target_after"] = _mean(self.adv_prob_target)
+        for key, value in self.extra.items():
+            if isinstance(value, torch.Tensor):
+                out[f"mean_{key}"] = _mean(value.float())
+            else:
+                out[key] = value
+        return out
+
+    def per_image(self) -> list[dict]:
+        """One JSON-ready record per image."""
+        rows = []
+        for i in range(len(self)):
+            row = {
+                "name": self.names[i] if self.names else f"image_{i:04d}",
+                "label": self._cls(self.labels[i]),
+                "clean_pred": self._cls(self.clean_pred[i]),
+                "clean_conf": round(float(self.clean_conf[i]), 5),
+                "adv_pred": self._cls(self.adv_pred[i]),
+                "adv_conf": round(float(self.adv_conf[i]), 5),
+                "success": bool(self.success[i]),
+                "linf": round(float(self.linf[i]), 6),
+                "l2": round(float(self.l2[i]), 6),
+                "steps_used": int(self.steps_used[i]),
+            }
+            if self.targeted:
+                row["target"] = self._cls(self.targets[i])
+                row["adv_prob_target"] = round(float(self.adv_prob_target[i]), 5)
+            for key, value in self.extra.items():
+                if isinstance(value, torch.Tensor) and value.dim() == 1 and len(value) == len(self):
+                    row[key] = round(float(value[i]), 6)
+            rows.append(row)
+        return rows
+
+    def _cls(self, index: torch.Tensor) -> int | str:
+        i = int(index)
+        return f"{i} ({self.class_names[i]})" if self.class_names and self.class_names[i] != str(i) else i
+
+    def transfer(self, models: Sequence[str | nn.Module], *, batch_size: int = 256) -> dict[str, dict]:
+        """`transfer_rate` against each model, keyed by its source name."""
+        out = {}
+        for m in models:
+            model = _model(m)
+            out[_name(model, out)] = transfer_rate(self, model, batch_size=batch_size)
+        return out
+
+
+def concat(results: Sequence[AttackResult]) -> AttackResult:
+    """Join the results of several batches of one attack."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    fields = {}
+    for key in ("images", "adversarial", "labels", "clean_pred", "clean_conf", "adv_pred", "adv_conf",
+                "adv_prob_label", "success", "linf", "l2", "steps_used"):
+        fields[key] = torch.cat([getattr(r, key) for r in results])
+    for key in ("targets", "adv_prob_target"):
+        fields[key] = None if getattr(first, key) is None else torch.cat([getattr(r, key) for r in results])
+    extra = {}
+    for key, value in first.extra.items():
+        extra[key] = torch.cat([r.extra[key] for r in results]) if isinstance(value, torch.Tensor) else value
+    names = sum((r.names or [] for r in results), []) or None
+    return replace(first, **fields, extra=extra, names=names, steps_run=max(r.steps_run for r in results),
+                   seconds=sum(r.seconds for r in results), perturbation=None)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Softmax probabilities `[N, classes]` (CPU) of a model that takes [0, 1] images."""
+    model = as_viz_model(model)
+    device = device_of(model)
+    was_training = model.training
+    model.eval()
+    try:
+        probs = [torch.softmax(model(images[i:i + batch_size].to(device)).float(), 1).cpu()
+                 for i in range(0, images.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(probs)
+
+
+def check_constraints(images: torch.Tensor, adversarial: torch.Tensor, eps: float, norm: str,
+                      tol: float = TOLERANCE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise `ConstraintViolation` unless every image is in [0, 1] and within the eps-ball.
+
+    Returns the per-image (linf, l2) norms of the perturbation.
+    """
+    if adversarial.shape != images.shape:
+        raise ConstraintViolation(f"adversarial shape {tuple(adversarial.shape)} != clean {tuple(images.shape)}")
+    if not torch.isfinite(adversarial).all():
+        raise ConstraintViolation("adversarial images contain NaN/inf")
+    lo, hi = float(adversarial.min()), float(adversarial.max())
+    if lo < -tol or hi > 1 + tol:
+        raise ConstraintViolation(f"adversarial images leave the [0, 1] box: range [{lo:.6g}, {hi:.6g}]")
+    delta = (adversarial - images).flatten(1)
+    linf = delta.abs().amax(1)
+    l2 = delta.norm(dim=1)
+    worst = linf if norm == "linf" else l2
+    if (worst > eps * (1 + tol) + tol).any():
+        i = int(worst.argmax())
+        raise ConstraintViolation(f"image {i} leaves the {norm} ball: norm {float(worst[i]):.6g} > eps {eps:.6g}")
+    return linf, l2
+
+
+def measure(
+    model: nn.Module,
+    images: torch.Tensor,
+    adversarial: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    norm: str,
+    targets: torch.Tensor | None = None,
+    clean_probs: torch.Tensor | None = None,
+    adv_probs: torch.Tensor | None = None,
+    steps_used: torch.Tensor | None = None,
+    steps_run: int = 0,
+    method: str = "",
+    labels_from: str = "given",
+    **info,
+) -> AttackResult:
+    """Check the constraints and compute every per-image measure of an attack's output.
+
+    `clean_probs` / `adv_probs` (softmax, `[N, classes]`) skip a forward pass when known.
+    """
+    images, adversarial = images.detach().float().cpu(), adversarial.detach().float().cpu()
+    linf, l2 = check_constraints(images, adversarial, eps, norm)
+    viz = as_viz_model(model)
+    clean = clean_probs if clean_probs is not None else predict(viz, images)
+    adv = adv_probs if adv_probs is not None else predict(viz, adversarial)
+    labels = labels.cpu()
+    clean_conf, clean_pred = clean.max(1)
+    adv_conf, adv_pred = adv.max(1)
+    if targets is not None:
+        targets = targets.cpu()
+        success = adv_pred == targets
+        prob_target = adv.gather(1, targets[:, None]).squeeze(1)
+    else:
+        success = adv_pred != labels
+        prob_target = None
+    n = images.shape[0]
+    return AttackResult(
+        images=images, adversarial=adversarial, labels=labels, targets=targets,
+        clean_pred=clean_pred, clean_conf=clean_conf, adv_pred=adv_pred, adv_conf=adv_conf,
+        adv_prob_label=adv.gather(1, labels[:, None]).squeeze(1), adv_prob_target=prob_target,
+        success=success, linf=linf, l2=l2,
+        steps_used=steps_used.cpu() if steps_used is not None else torch.full((n,), steps_run),
+        steps_run=steps_run, eps=float(eps), norm=norm, method=method,
+        model=getattr(viz, "source", type(model).__name__), labels_from=labels_from,
+        class_names=getattr(viz, "class_names", None), **info,
+    )
+
+
+def transfer_rate(result: AttackResult, model: str | nn.Module, *, batch_size: int = 256) -> dict:
+    """How well `result`'s adversarial images fool another model that takes the same inputs.
+
+    The other model is judged by the same rule (untargeted: prediction != label; targeted:
+    prediction == target). Without given labels, "label" means each model's own clean
+    prediction. `rate` is over the images that fooled the source model (the usual transfer
+    rate); `rate_all` over all images; `rate_on_correct` over source successes the other model
+    classified correctly before the attack (so its own mistakes do not count as transfers).
+    """
+    other = _model(model)
+    if tuple(other.spec.shape) != tuple(result.images.shape[1:]):
+        raise UnifiedVizError(
+            f"cannot transfer to {other.source!r}: it takes inputs {list(other.spec.shape)} but the adversarial "
+            f"images are {list(result.images.shape[1:])}; attack a model with the same input size"
+        )
+    clean = predict(other, result.images, batch_size).argmax(1)
+    adv = predict(other, result.adversarial, batch_size).argmax(1)
+    labels = result.labels if result.labels_from == "given" else clean
+    fooled = adv == result.targets if result.targeted else adv != labels
+    correct = clean == labels
+    src = result.success
+    return {
+        "model": other.source,
+        "rate": _rate(fooled[src]),
+        "rate_all": _rate(fooled),
+        "rate_on_correct": _rate(fooled[src & correct]),
+        "source_successes": int(src.sum()),
+        "clean_accuracy": _rate(correct),
+        "adversarial_accuracy": _rate(adv == labels),
+    }
+
+
+def quantize(result: AttackResult, model: nn.Module) -> AttackResult:
+    """The result for the adversarial images rounded to 8 bits (what a PNG holds), re-measured.
+
+    Each pixel of the perturbation is rounded to the nearest 1/255 step when the clean image is
+    on the 8-bit grid (images read from PNG/JPEG are), else it is the adversarial value rounded;
+    a rounded pixel that would leave the ball or the box is truncated towards the clean value
+    instead, and an L2 image whose rounded norm exceeds eps falls back to truncating every
+    pixel. The result still satisfies the constraints, and success is re-judged on it.
+    """
+    x, adv = result.images, result.adversarial
+    delta = (adv - x) * 255
+    rounded = torch.round(delta)
+    trunc = torch.trunc(delta + 1e-4 * torch.sign(delta))  # 7.9999995 -> 8, not 7
+    on_grid = bool(((x * 255 - (x * 255).round()).abs() < 1e-3).all())
+    if not on_grid:
+        # The clean image itself cannot be stored exactly; keep the float result.
+        return replace(result, extra={**result.extra, "quantized": False})
+    eps255 = result.eps * 255 * (1 + TOLERANCE)
+    q = rounded
+    bad = ((x * 255 + q) < -1e-3) | ((x * 255 + q) > 255 + 1e-3)
+    if result.norm == "linf":
+        bad |= q.abs() > eps255 + 1e-3
+    q = torch.where(bad, trunc, q)
+    if result.norm == "l2":
+        over = q.flatten(1).norm(dim=1) > eps255
+        q = torch.where(over.view(-1, *(1,) * (q.dim() - 1)), trunc, q)
+    new = ((x * 255).round() + q).clamp(0, 255) / 255
+    fresh = measure(
+        model, x, new, result.labels, eps=result.eps, norm=result.norm, targets=result.targets,
+        steps_used=result.steps_used, steps_run=result.steps_run, method=result.method,
+        labels_from=result.labels_from, objective=result.objective, seconds=result.seconds, names=result.names,
+        extra={**result.extra, "quantized": True, "float_success_rate": result.success_rate()},
+        perturbation=result.perturbation,
+    )
+    return fresh
+
+
+def _model(m: str | nn.Module) -> VizModel:
+    if isinstance(m, str):
+        source, _, weights = m.partition("=")
+        return load_model(source, weights=weights or None)
+    return as_viz_model(m)
+
+
+def _name(model: VizModel, taken: dict) -> str:
+    name = getattr(model, "source", "model")
+    k = 2
+    while name in taken:
+        name = f"{model.source}#{k}"
+        k += 1
+    return name
+
+
+def _rate(mask: torch.Tensor) -> float | None:
+    """Fraction of True; None (JSON null) for an empty selection."""
+    return float(mask.float().mean()) if mask.numel() else None
+
+
+def _mean(values: torch.Tensor | None) -> float | None:
+    return float(values.float().mean()) if values is not None and values.numel() else None
+
+
+__all__ = ["AttackResult", "ConstraintViolation", "measure", "check_constraints", "transfer_rate", "predict",
+           "quantize", "concat", "TOLERANCE"]
