@@ -210,7 +210,7 @@ class SuperpositionData(L.LightningDataModule):
         ds = self.train_set if self.labeled is None else Subset(self.train_set, self.labeled.tolist())
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True,
                           generator=torch.Generator().manual_seed(self.shuffle_seed),
-                          num_workers=self.cfg.num_workers, persistent_workers=False)
+                          num_workers=self.cfg.num_workers)
 
     def test_dataloader(self) -> DataLoader:
         assert self.test_set is not None, "call setup() first"

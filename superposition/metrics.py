@@ -102,11 +102,12 @@ def cosine_histogram(
     total = 0.0
     for s in range(0, n - 1, chunk):
         e = min(s + chunk, n)
-        block = (unit[s:e] @ unit[s:].T).clamp_(-1.0, 1.0)  # columns s.. : pairs with j >= s
-        upper = torch.ones_like(block, dtype=torch.bool).triu_(1)  # keep j > i only
-        sims = block[upper]
-        counts += torch.histc(sims, bins=bins, min=lo, max=hi).double()
-        total += float(sims.double().sum())
+        block = (unit[s:e] @ unit[s:].T).clamp_(-1.0, 1.0)  # rows s:e against columns s..n
+        c = e - s
+        # Pairs j > i: the strict upper triangle of the leading square, then every later column.
+        for sims in (block[:, :c][torch.ones(c, c, dtype=torch.bool).triu_(1)], block[:, c:].reshape(-1)):
+            counts += torch.histc(sims, bins=bins, min=lo, max=hi).double()
+            total += float(sims.sum())  # torch sums float32 by cascade: no float64 copy needed
     pairs = n * (n - 1) // 2
     edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
     return {"mean": total / pairs, "pairs": pairs, "counts": counts.long().tolist(), "edges": edges.tolist()}

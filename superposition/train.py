@@ -38,10 +38,10 @@ class Classifier(L.LightningModule):
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
 
-def make_trainer(cfg: TrainConfig, *, epochs: int | None = None) -> L.Trainer:
+def make_trainer(cfg: TrainConfig) -> L.Trainer:
     """A Trainer that keeps no checkpoints or logs of its own: the experiment checkpoints rounds."""
     return L.Trainer(
-        max_epochs=cfg.epochs if epochs is None else epochs,
+        max_epochs=cfg.epochs,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         strategy=cfg.strategy,
