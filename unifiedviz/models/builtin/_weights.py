@@ -48,6 +48,7 @@ def save_builtin_weights(net: nn.Module, name: str, metadata: dict[str, str], di
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={k: str(v) for k, v in metadata.items()})
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped weights must be readable by all
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
