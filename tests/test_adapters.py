@@ -152,11 +152,14 @@ def test_hooks_mode_and_grad_flags_restored_also_after_an_exception(case, hooked
     spec, adapter, x = case
     model = adapter.model
     params = list(model.parameters())
+    in_eval = adapter.capture(x, list(spec.layers))
     model.train()
     params[0].requires_grad_(False)  # a mixed pattern, so "restored" is not just "all True"
     before = [p.requires_grad for p in params]
     try:
-        adapter.capture(x, list(spec.layers))
+        acts = adapter.capture(x, list(spec.layers))
+        for layer in spec.layers:  # captured in eval mode (BatchNorm running stats, no dropout)
+            torch.testing.assert_close(acts[layer], in_eval[layer], msg=layer)
         assert hooked_modules(model) == {}
         assert all(m.training for m in model.modules())
         assert [p.requires_grad for p in params] == before
