@@ -36,6 +36,7 @@ from unifiedviz.params import PerturbationParam
 from unifiedviz.units import Unit
 
 from .metrics import AttackResult, concat, measure, predict
+from .params import ClippedUniversalParam
 from .objectives import ClassLoss, FeatureMatch as FeatureMatchObjective, Tracked
 
 NORMS = ("linf", "l2")
@@ -124,6 +125,11 @@ class Attack:
         """Turn the call's `target` into per-image target classes (None: untargeted)."""
         return resolve_targets(target, labels, clean_probs, seed=self.seed)
 
+    def param(self, images: torch.Tensor, k: int) -> PerturbationParam:
+        """The bounded parameterisation around `images` (batch `k` seeds its random start)."""
+        return PerturbationParam(images, eps=self.eps, norm=self.norm, random_start=self.random_start,
+                                 seed=self.seed + k)
+
     def describe(self) -> dict:
         return {"alpha": self.alpha, "random_start": self.random_start, "loss": self.loss, "kappa": self.kappa,
                 "seed": self.seed}
@@ -163,8 +169,7 @@ class Attack:
         device = device_of(self.model)
         context["slice"] = sl
         objective = Tracked(self.objective(images, labels, targets, context), want_logits=self.stop_on_success)
-        param = PerturbationParam(images.to(device), eps=self.eps, norm=self.norm, random_start=self.random_start,
-                                  universal=self.universal, seed=self.seed + k)
+        param = self.param(images.to(device), k)
         optimizer = SignGradient(self.alpha) if self.norm == "linf" else NormalizedGradient(self.alpha)
         tracker = _SuccessTracker(labels, targets, self.stop_on_success) if LOGITS in objective.layers else None
         run = render(self.adapter, objective, param, steps=self.steps, optimizer=optimizer, lr=self.alpha,
@@ -175,8 +180,9 @@ class Attack:
         final = objective.last_images
         if objective.last_logits is not None and final is not None and torch.equal(final.cpu(), run.images):
             adv_probs = torch.softmax(objective.last_logits.float(), 1).cpu()  # the engine's last pass
+        adversarial = run.images.clamp(0.0, 1.0)  # the straight-through clamp may round 1 to 1 + 1e-7
         return measure(
-            self.model, images, run.images, labels, eps=self.eps, norm=self.norm, targets=targets,
+            self.model, images, adversarial, labels, eps=self.eps, norm=self.norm, targets=targets,
             clean_probs=clean_probs, adv_probs=adv_probs, steps_used=steps_used, steps_run=steps_run,
             method=self.method,
             objective=objective.name, extra={"settings": self.describe()},
@@ -337,21 +343,26 @@ class FeatureMatch(Attack):
 class UniversalPerturbation(Attack):
     """One perturbation shared by every image of a batch (Moosavi-Dezfooli et al.'s goal, PGD-style).
 
-    The shared delta is kept in the ball and such that every image of the batch stays in
-    [0, 1]. Default loss "cw" with kappa 0: images already fooled stop pulling on the
-    shared delta, so it serves the images it does not fool yet.
+    Each image is `clip(x + v, 0, 1)` with the shared `v` in the ball (see `params.py` for why
+    not the stricter per-batch box of `PerturbationParam(universal=True)`). Default loss "cw"
+    with a cap kappa: images already fooled stop pulling on the shared delta, so it serves the images it does not fool yet; kappa 2 (a logit margin) keeps
+    pulling a little past the boundary (on the digits CNN at eps 0.2: 76% fooled vs 70% with 0).
     """
 
     method = "universal"
-    default_steps = 100
+    default_steps = 40
     universal = True
 
-    def __init__(self, model, *, loss: str = "cw", kappa: float | None = 0.0, random_start: bool = False,
+    def __init__(self, model, *, loss: str = "cw", kappa: float | None = 2.0, random_start: bool = False,
                  **kwargs) -> None:
         super().__init__(model, loss=loss, kappa=kappa, random_start=random_start, **kwargs)
 
     def default_alpha(self) -> float:
-        return max(self.eps / 20, 5 * self.eps / self.steps) if self.norm == "linf" else 5 * self.eps / self.steps
+        return max(self.eps / 20, 5 * self.eps / self.steps)
+
+    def param(self, images: torch.Tensor, k: int) -> PerturbationParam:
+        return ClippedUniversalParam(images, eps=self.eps, norm=self.norm, random_start=self.random_start,
+                                     seed=self.seed + k)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -8,7 +8,8 @@ Success (the torchattacks convention):
   untargeted: the adversarial prediction differs from the label. Images the model already
               misclassifies count as successes as they are; `success_rate_correct` is the
               rate over the originally correct images only.
-  targeted:   the adversarial prediction equals the target.
+  targeted:   the adversarial prediction equals the target. `success_rate_on_correct` then
+              also leaves out images whose label already is the target.
 Without labels, the labels are the model's own clean predictions (untargeted = flip them).
 """
 from __future__ import annotations
@@ -48,7 +49,8 @@ class AttackResult:
     success: torch.Tensor  # [N] bool
     linf: torch.Tensor  # [N] L-inf norm of the perturbation
     l2: torch.Tensor  # [N] L2 norm of the perturbation
-    steps_used: torch.Tensor  # [N] updates applied when the image first succeeded (steps_run if never)
+    steps_used: torch.Tensor  # [N] updates applied when the image first succeeded (steps_run if never;
+    #                             -1 when not tracked: attacks whose objective does not read the logits)
     steps_run: int
     eps: float
     norm: str
@@ -61,6 +63,8 @@ class AttackResult:
     names: list[str] | None = None
     extra: dict = field(default_factory=dict)  # e.g. unit values before/after a unit attack
     perturbation: torch.Tensor | None = None  # the shared delta of a universal attack
+    clean_probs: torch.Tensor | None = None  # [N, classes] softmax on the clean images
+    adv_probs: torch.Tensor | None = None  # [N, classes] softmax on the adversarial images
 
     @property
     def targeted(self) -> bool:
@@ -70,11 +74,17 @@ class AttackResult:
     def clean_correct(self) -> torch.Tensor:
         return self.clean_pred == self.labels
 
+    @property
+    def eligible(self) -> torch.Tensor:
+        """Images the attack has something to do on: all (untargeted), or those whose label is
+        not already the target (targeted)."""
+        return self.labels != self.targets if self.targeted else torch.ones_like(self.success)
+
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def success_rate(self, *, among_correct: bool = False) -> float:
-        mask = self.clean_correct if among_correct else torch.ones_like(self.success)
+        mask = self.clean_correct & self.eligible if among_correct else torch.ones_like(self.success)
         rate = _rate(self.success[mask])
         return float("nan") if rate is None else rate
 
@@ -92,7 +102,7 @@ class AttackResult:
             "labels_from": self.labels_from,
             "clean_accuracy": _rate(self.clean_correct),
             "success_rate": _rate(succ),
-            "success_rate_on_correct": _rate(succ[self.clean_correct]),
+            "success_rate_on_correct": _rate(succ[self.clean_correct & self.eligible]),
             "originally_correct": int(self.clean_correct.sum()),
             "adversarial_accuracy": _rate(self.adv_pred == self.labels),
             "mean_adv_confidence": _mean(self.adv_conf),
@@ -104,17 +114,18 @@ class AttackResult:
             "l2_max": float(self.l2.max()) if len(self) else 0.0,
             "l2_mean": _mean(self.l2),
             "steps_run": self.steps_run,
-            "mean_steps_to_success": _mean(self.steps_used[succ].float()),
+            "mean_steps_to_success": _mean(self.steps_used[succ & (self.steps_used >= 0)].float()),
             "seconds": round(self.seconds, 3),
         }
         if self.targeted:
             out["mean_prob_target_after"] = _mean(self.adv_prob_target)
+            out["images_already_target"] = int((~self.eligible).sum())
         for key, value in self.extra.items():
             if isinstance(value, torch.Tensor):
                 out[f"mean_{key}"] = _mean(value.float())
             else:
                 out[key] = value
-        return out
+        return {k: _round(v) for k, v in out.items()}
 
     def per_image(self) -> list[dict]:
         """One JSON-ready record per image."""
@@ -130,7 +141,7 @@ class AttackResult:
                 "success": bool(self.success[i]),
                 "linf": round(float(self.linf[i]), 6),
                 "l2": round(float(self.l2[i]), 6),
-                "steps_used": int(self.steps_used[i]),
+                "steps_used": int(self.steps_used[i]) if self.steps_used[i] >= 0 else None,
             }
             if self.targeted:
                 row["target"] = self._cls(self.targets[i])
@@ -161,7 +172,7 @@ def concat(results: Sequence[AttackResult]) -> AttackResult:
     first = results[0]
     fields = {}
     for key in ("images", "adversarial", "labels", "clean_pred", "clean_conf", "adv_pred", "adv_conf",
-                "adv_prob_label", "success", "linf", "l2", "steps_used"):
+                "adv_prob_label", "success", "linf", "l2", "steps_used", "clean_probs", "adv_probs"):
         fields[key] = torch.cat([getattr(r, key) for r in results])
     for key in ("targets", "adv_prob_target"):
         fields[key] = None if getattr(first, key) is None else torch.cat([getattr(r, key) for r in results])
@@ -253,10 +264,10 @@ def measure(
         clean_pred=clean_pred, clean_conf=clean_conf, adv_pred=adv_pred, adv_conf=adv_conf,
         adv_prob_label=adv.gather(1, labels[:, None]).squeeze(1), adv_prob_target=prob_target,
         success=success, linf=linf, l2=l2,
-        steps_used=steps_used.cpu() if steps_used is not None else torch.full((n,), steps_run),
+        steps_used=steps_used.cpu() if steps_used is not None else torch.full((n,), -1),
         steps_run=steps_run, eps=float(eps), norm=norm, method=method,
         model=getattr(viz, "source", type(model).__name__), labels_from=labels_from,
-        class_names=getattr(viz, "class_names", None), **info,
+        class_names=getattr(viz, "class_names", None), clean_probs=clean, adv_probs=adv, **info,
     )
 
 
@@ -266,7 +277,8 @@ def transfer_rate(result: AttackResult, model: str | nn.Module, *, batch_size: i
     The other model is judged by the same rule (untargeted: prediction != label; targeted:
     prediction == target). Without given labels, "label" means each model's own clean
     prediction. `rate` is over the images that fooled the source model (the usual transfer
-    rate); `rate_all` over all images; `rate_on_correct` over source successes the other model
+    rate; targeted: leaving out images whose label already is the target); `rate_all` over all
+    images; `rate_on_correct` over source successes the other model
     classified correctly before the attack (so its own mistakes do not count as transfers).
     """
     other = _model(model)
@@ -280,8 +292,8 @@ def transfer_rate(result: AttackResult, model: str | nn.Module, *, batch_size: i
     labels = result.labels if result.labels_from == "given" else clean
     fooled = adv == result.targets if result.targeted else adv != labels
     correct = clean == labels
-    src = result.success
-    return {
+    src = result.success & (labels != result.targets if result.targeted else True)
+    return _round({
         "model": other.source,
         "rate": _rate(fooled[src]),
         "rate_all": _rate(fooled),
@@ -289,7 +301,7 @@ def transfer_rate(result: AttackResult, model: str | nn.Module, *, batch_size: i
         "source_successes": int(src.sum()),
         "clean_accuracy": _rate(correct),
         "adversarial_accuracy": _rate(adv == labels),
-    }
+    })
 
 
 def quantize(result: AttackResult, model: nn.Module) -> AttackResult:
@@ -321,7 +333,7 @@ def quantize(result: AttackResult, model: nn.Module) -> AttackResult:
     new = ((x * 255).round() + q).clamp(0, 255) / 255
     fresh = measure(
         model, x, new, result.labels, eps=result.eps, norm=result.norm, targets=result.targets,
-        steps_used=result.steps_used, steps_run=result.steps_run, method=result.method,
+        clean_probs=result.clean_probs, steps_used=result.steps_used, steps_run=result.steps_run, method=result.method,
         labels_from=result.labels_from, objective=result.objective, seconds=result.seconds, names=result.names,
         extra={**result.extra, "quantized": True, "float_success_rate": result.success_rate()},
         perturbation=result.perturbation,
@@ -343,6 +355,15 @@ def _name(model: VizModel, taken: dict) -> str:
         name = f"{model.source}#{k}"
         k += 1
     return name
+
+
+def _round(value):
+    """Floats to 6 significant digits (float32 noise such as 0.925000011920929 says nothing)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return value
 
 
 def _rate(mask: torch.Tensor) -> float | None:
