@@ -29,7 +29,12 @@ def add_subcommand(subparsers) -> None:
     run.add_argument("--force", action="store_true", help="delete an existing run folder and start over")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:  # `unifiedviz superposition` alone
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=usage)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -17,9 +17,6 @@ import yaml
 
 from unifiedviz.errors import UnifiedVizError
 
-DATASETS = ("cifar10", "tinyimagenet", "digits", "synthetic")
-STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald", "coreset")
-EMBEDDINGS = ("tsne", "umap")
 RUNS = ("baseline", "active")
 
 

@@ -212,10 +212,6 @@ class SuperpositionData(L.LightningDataModule):
                           generator=torch.Generator().manual_seed(self.shuffle_seed),
                           num_workers=self.cfg.num_workers)
 
-    def test_dataloader(self) -> DataLoader:
-        assert self.test_set is not None, "call setup() first"
-        return self.loader(self.test_set)
-
     def loader(self, ds: Dataset, indices: Sequence[int] | None = None) -> DataLoader:
         """An ordered loader for inference over `ds` (or the given indices of it)."""
         if indices is not None:

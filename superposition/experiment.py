@@ -75,13 +75,12 @@ def run_experiment(
     if "baseline" in cfg.runs:
         models["baseline"] = (train_baseline(cfg, data, out / "baseline", write=rank0), len(data.train_set))
     if "active" in cfg.runs:
-        per_round = None
-        if cfg.metrics.per_round and rank0:
-            def per_round(model: nn.Module) -> dict:
-                return measure(model, test_loader, cfg.metrics, device=device, seed=seed, full=False)[0]
+        def measure_round(model: nn.Module) -> dict:
+            return measure(model, test_loader, cfg.metrics, device=device, seed=seed, full=False)[0]
 
-        model, rounds = run_active(cfg, data, out / "active", device=device, measure_round=per_round, write=rank0,
-                                   progress=progress)
+        model, rounds = run_active(cfg, data, out / "active", device=device,
+                                   measure_round=measure_round if cfg.metrics.per_round and rank0 else None,
+                                   write=rank0, progress=progress)
         models["active"] = (model, rounds[-1]["labeled"])
     if not rank0:
         return {}
@@ -100,7 +99,7 @@ def run_experiment(
     summary = _summary(cfg, len(labels))
     metrics = {"summary": summary, **results}
     write_json(out / "metrics.json", metrics)
-    write_report(out / "report.md", summary, {r: results[r] for r in models}, figures, rounds, cfg.to_dict())
+    write_report(out / "report.md", summary, results, figures, rounds, cfg.to_dict())
     return metrics
 
 

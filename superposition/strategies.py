@@ -107,11 +107,9 @@ def query(
         probs = mc_dropout_probs(model, data.loader(data.train_set, pool), cfg.mc_samples, device=device,
                                  progress=progress)
         picks = top_k(bald(probs), k)
-    elif name == "coreset":
+    else:  # coreset (the config admits no other name)
         layer = cfg.feature_layer
         feats = extract(model, data.loader(data.train_set, np.concatenate([labeled, pool])), [layer], device=device,
                         progress=progress, desc="coreset features").flat[layer]
         picks = k_center_greedy(feats[len(labeled):], feats[: len(labeled)], k)
-    else:
-        raise ValueError(f"unknown strategy {name!r}")  # config validation keeps this unreachable
     return pool[np.sort(picks)]
