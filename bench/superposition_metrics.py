@@ -67,8 +67,9 @@ def bench_metrics(n: int, dim: int, repeats: int, tsne: bool) -> None:
     ab("davies_bouldin", lambda: davies_bouldin(x, labels), lambda: davies_bouldin_score(x, labels), repeats)
     ab("cosine histogram", lambda: cosine_histogram(x, bins=50), lambda: sklearn_cosine(x), repeats)
     if tsne:
-        ab("t-SNE", lambda: embed_2d(x, "tsne", seed=0),
-           lambda: TSNE(n_components=2, random_state=0).fit_transform(x), 1)
+        for backend in ("sklearn", "opentsne"):
+            ab(f"t-SNE ({backend})", lambda: embed_2d(x, "tsne", seed=0, tsne_backend=backend),
+               lambda: TSNE(n_components=2, random_state=0).fit_transform(x), 1)
 
 
 def bench_training(batches: int, batch_size: int, epochs: int, repeats: int, image_size: int) -> None:

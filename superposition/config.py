@@ -83,6 +83,7 @@ class MetricsConfig:
     layers: list[str] = field(default_factory=lambda: ["layer4"])  # embeddings, clustering, units
     cosine_layers: list[str] = field(default_factory=lambda: ["layer4.1.conv2"])
     embeddings: list[Literal["tsne", "umap"]] = field(default_factory=lambda: ["tsne", "umap"])
+    tsne_backend: Literal["sklearn", "opentsne"] = "sklearn"  # openTSNE: same method, ~1.3-1.5x faster here
     perplexity: float = 30.0
     umap_neighbors: int = 15
     cosine_bins: int = 50

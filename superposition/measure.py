@@ -39,7 +39,8 @@ def measure(
         entry = {"dims": int(x.shape[1]), "raw": clustering(x, labels)}
         if full:
             for method in cfg.embeddings:
-                xy = embed_2d(x, method, seed=seed, perplexity=cfg.perplexity, neighbors=cfg.umap_neighbors)
+                xy = embed_2d(x, method, seed=seed, perplexity=cfg.perplexity, neighbors=cfg.umap_neighbors,
+                              tsne_backend=cfg.tsne_backend)
                 entry[method] = clustering(xy, labels)
                 embeddings[(layer, method)] = xy
             entry["units"] = unit_selectivity(f.units[layer], labels, respond_fraction=cfg.respond_fraction)

@@ -155,17 +155,32 @@ def weight_vectors(weight: torch.Tensor) -> torch.Tensor:
     return weight.detach().float().cpu().flatten(1)
 
 
-def embed_2d(x: ArrayLike, method: str, *, seed: int = 0, perplexity: float = 30.0, neighbors: int = 15) -> np.ndarray:
-    """A 2-D embedding of the rows of `x` by t-SNE (scikit-learn) or UMAP."""
+def embed_2d(
+    x: ArrayLike,
+    method: str,
+    *,
+    seed: int = 0,
+    perplexity: float = 30.0,
+    neighbors: int = 15,
+    tsne_backend: str = "sklearn",
+) -> np.ndarray:
+    """A 2-D embedding of the rows of `x` by t-SNE (scikit-learn's or openTSNE's) or UMAP."""
     data = _as_tensor(x, torch.float32).numpy()
     n = len(data)
     if method == "tsne":
+        perplexity = min(perplexity, max(1.0, (n - 1) / 3))  # t-SNE needs perplexity < n
+        if tsne_backend == "opentsne":
+            try:
+                from openTSNE import TSNE as OpenTSNE
+            except ImportError:
+                raise UnifiedVizError("metrics.tsne_backend 'opentsne' needs openTSNE: pip install openTSNE, "
+                                      "or set metrics.tsne_backend: sklearn") from None
+            tsne = OpenTSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=-1,
+                            verbose=False)
+            return np.asarray(tsne.fit(data))
         from sklearn.manifold import TSNE
 
-        # scikit-learn requires perplexity < n; small test sets get a smaller one.
-        tsne = TSNE(n_components=2, perplexity=min(perplexity, max(1.0, (n - 1) / 3)), init="pca",
-                    random_state=seed, n_jobs=-1)
-        return tsne.fit_transform(data)
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=-1).fit_transform(data)
     if method == "umap":
         import umap
 

@@ -111,9 +111,12 @@ def test_unit_selectivity_by_hand():
     assert out["polysemantic_fraction"] == pytest.approx(0.5)
 
 
-def test_tsne_embedding_is_seeded_and_two_dimensional():
+@pytest.mark.parametrize("backend", ["sklearn", "opentsne"])
+def test_tsne_embedding_is_seeded_and_two_dimensional(backend):
+    if backend == "opentsne":
+        pytest.importorskip("openTSNE")
     x, labels = blobs(n=60, d=8, k=3, seed=4)
-    a = embed_2d(x, "tsne", seed=3)
+    a = embed_2d(x, "tsne", seed=3, tsne_backend=backend)
     assert a.shape == (60, 2)
-    np.testing.assert_array_equal(a, embed_2d(x, "tsne", seed=3))
+    np.testing.assert_array_equal(a, embed_2d(x, "tsne", seed=3, tsne_backend=backend))
     assert silhouette(a, labels) > 0.3  # well separated blobs stay separated in 2-D
