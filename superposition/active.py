@@ -80,8 +80,8 @@ def run_active(
     n_train = len(data.train_set)
     check_budget(cfg, n_train)
     done = finished_rounds(folder)
-    for stale in folder.glob(".round_*"):  # a round that was being written when the run died
-        if write:
+    if write:
+        for stale in folder.glob(".round_*"):  # a round that was being written when the run died
             shutil.rmtree(stale)
     records = [json.loads((d / "round.json").read_text()) for d in done]
     if done:
