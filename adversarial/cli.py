@@ -44,7 +44,7 @@ DEFAULTS = {
     "guide_index": 0,
     "transfer": [],
     "limit": None,
-    "batch_size": 128,
+    "batch_size": None,  # 128; universal: all images share one perturbation
     "seed": 0,
     "stop_on_success": False,
     "panels": True,
@@ -93,7 +93,8 @@ def add_subcommand(sub) -> None:
     p.add_argument("--transfer", nargs="+", metavar="MODEL[=WEIGHTS]",
                    help="also measure how often the adversarial images fool these models")
     p.add_argument("--limit", type=int, help="attack only the first N images")
-    p.add_argument("--batch-size", type=int, help="images per engine run (default 128; universal: per perturbation)")
+    p.add_argument("--batch-size", type=int,
+                   help="images per engine run (default 128; universal: all images, one perturbation per batch)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--stop-on-success", action="store_true", default=None,
                    help="end a batch's run once all its images succeed")
@@ -159,8 +160,9 @@ def build_attack(args: argparse.Namespace, model, eps: float):
     """The attack object the CLI options describe."""
     from .attacks import FGSM, PGD, FeatureMatch, UnitAttack, UniversalPerturbation
 
+    batch_size = args.batch_size or (None if args.method == "universal" else 128)
     common = dict(eps=eps, norm=args.norm, steps=args.steps, alpha=_num(args.alpha, "alpha"), seed=args.seed,
-                  batch_size=args.batch_size, stop_on_success=bool(args.stop_on_success), progress=not args.quiet)
+                  batch_size=batch_size, stop_on_success=bool(args.stop_on_success), progress=not args.quiet)
     if args.loss is not None:
         common["loss"] = args.loss
     if args.kappa is not None:

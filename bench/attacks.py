@@ -1,7 +1,9 @@
-"""Our PGD (through the AM engine) against torchattacks' PGD on the real CIFAR-10 ResNet-20.
+"""Our PGD (through the AM engine) against torchattacks' PGD on the real CIFAR-10 ResNet-20,
+and (--digits) the success table of every attack on the shipped digits models.
 
     .venv/bin/python bench/attacks.py --weights ../shared/models/cifar10_resnet20.th
     .venv/bin/python bench/attacks.py --weights PATH --reps 20 --batch 64 --eps 8/255 --steps 10
+    .venv/bin/python bench/attacks.py --digits          # all 359 test digits, CNN and ViT
 
 CIFAR-10 is not available offline, so the batch is built from scikit-image's sample photos:
 each photo resized to 32x32 (centre square) plus seeded random crops of them, 64 images in all.
@@ -97,7 +99,8 @@ def timed(fn):
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, help="the CIFAR-10 ResNet-20 checkpoint (cifar10_resnet20.th)")
+    p.add_argument("--weights", help="the CIFAR-10 ResNet-20 checkpoint (cifar10_resnet20.th)")
+    p.add_argument("--digits", action="store_true", help="print the attack table for the digits models")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--eps", type=lambda s: float(Fraction(s)), default=8 / 255)
     p.add_argument("--alpha", type=lambda s: float(Fraction(s)), default=2 / 255)
@@ -111,6 +114,65 @@ def main() -> int:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.weights and not args.digits:
+        p.error("give --weights PATH (CIFAR ResNet-20 vs torchattacks) and/or --digits")
+    if args.digits:
+        digits_table()
+    if args.weights:
+        cifar_comparison(args)
+    return 0
+
+
+def digits_table() -> None:
+    """Every attack on all 359 test digits, for the CNN and the ViT, with transfer to the other."""
+    from unifiedviz.datasets import load_digits_images
+
+    x, y = load_digits_images("test")
+    train_x, train_y = load_digits_images("train")
+    models = {"cnn": load_model("builtin:digits-cnn"), "vit": load_model("builtin:digits-vit")}
+    other = {"cnn": models["vit"], "vit": models["cnn"]}
+    unit_layer = {"cnn": "relu3", "vit": "blocks.3"}
+    not3 = y != 3
+    print(f"digits test split: {len(y)} images; transfer = share of the source's successes that also fool "
+          "the other model (targeted: reach the target on it)")
+    print(f"{'model':5s} {'attack':44s} {'success':>8s} {'on correct':>10s} {'adv conf':>9s} {'norm max':>9s} "
+          f"{'steps':>6s} {'transfer':>9s} {'seconds':>8s}")
+    for name, model in models.items():
+        unit = adversarial.units_for_class(model, unit_layer[name], 3, train_x[train_y == 3][:100])[0][0]
+        guide = x[y == 0][:1]
+        runs = [
+            ("PGD linf eps 0.1, 10 steps", adversarial.PGD(model, eps=0.1, steps=10), x, y, None),
+            ("PGD linf eps 0.1, 20 steps, target random", adversarial.PGD(model, eps=0.1, steps=20), x, y, "random"),
+            ("PGD linf eps 0.2, 20 steps, target random", adversarial.PGD(model, eps=0.2, steps=20), x, y, "random"),
+            ("FGSM linf eps 0.1", adversarial.FGSM(model, eps=0.1), x, y, None),
+            ("PGD l2 eps 2.0, 10 steps", adversarial.PGD(model, eps=2.0, norm="l2", steps=10), x, y, None),
+            ("unit up (auto, see below), eps 0.1, target 3", adversarial.UnitAttack(model, unit, eps=0.1, steps=20),
+             x[not3], y[not3], 3),
+            ("  + class term (weight 1), eps 0.1", adversarial.UnitAttack(model, unit, eps=0.1, steps=20,
+                                                                          class_weight=1.0), x[not3], y[not3], 3),
+            ("universal linf eps 0.1, 40 steps", adversarial.UniversalPerturbation(model, eps=0.1), x, y, None),
+            ("universal linf eps 0.2, 40 steps", adversarial.UniversalPerturbation(model, eps=0.2), x, y, None),
+            ("feature match (guide: a 0), eps 0.15", adversarial.FeatureMatch(
+                model, unit_layer[name], eps=0.15, steps=30, guide=guide), x[y != 0], y[y != 0], None),
+        ]
+        for label, attack, xs, ys, target in runs:
+            r = attack(xs, ys, target=target)
+            s = r.summary()
+            t = adversarial.transfer_rate(r, other[name])
+            steps = s["mean_steps_to_success"]
+            norm = s["linf_max"] if r.norm == "linf" else s["l2_max"]
+            print(f"{name:5s} {label:44s} {s['success_rate']:8.3f} {s['success_rate_on_correct']:10.3f} "
+                  f"{s['mean_adv_confidence']:9.3f} {norm:9.4f} {'-' if steps is None else f'{steps:.1f}':>6s} "
+                  f"{'-' if t['rate'] is None else format(t['rate'], '.3f'):>9s} {s['seconds']:8.1f}")
+            if "mean_unit_raised" in s:
+                print(f"{'':5s}   {s['unit']}: {s['mean_unit_before']:.3f} -> {s['mean_unit_after']:.3f}, "
+                      f"raised on {s['mean_unit_raised']:.3f} of images")
+            if "mean_feature_distance_before" in s:
+                print(f"{'':5s}   feature distance {s['mean_feature_distance_before']:.3f} -> "
+                      f"{s['mean_feature_distance_after']:.3f}")
+
+
+def cifar_comparison(args) -> None:
 
     model = load_model("builtin:cifar_resnet20", weights=args.weights)
     x, names = photo_batch(args.batch)
@@ -151,7 +213,7 @@ def main() -> int:
                 rows["torchattacks"].append(_success(model, x, adv_ta, pred, eps))
         summary[eps] = rows
         cells = "  ".join(f"{k} {statistics.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})" for k, v in rows.items() if v)
-        print(f"  eps {eps * 255:4.1f}/255 alpha {alpha * 255:4.2f}/255: {cells}; ours linf max "
+        print(f"  eps {eps * 255:4.2f}/255 alpha {alpha * 255:5.3f}/255: {cells}; ours linf max "
               f"{float(r.linf.max()) * 255:.3f}/255")
     rows = summary[args.eps]
 
@@ -196,7 +258,6 @@ def main() -> int:
         rw = statistics.median(_ratios(wall["ours"], wall["torchattacks"]))
         print(f"\nours/torchattacks time ratio {rw:.2f} (target <= 1.1); success ours "
               f"{statistics.mean(rows['ours']):.3f} vs torchattacks {statistics.mean(rows['torchattacks']):.3f}")
-    return 0
 
 
 def _success(model, x, adv, y, eps) -> float:
