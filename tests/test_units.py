@@ -37,6 +37,7 @@ def test_parse_and_format_round_trip(text, unit):
     ("layer3:channel=0:4", [0, 1, 2, 3]),
     ("layer3:channel=1,5,9", [1, 5, 9]),
     ("layer3:channel=1,4:6", [1, 4, 5]),
+    ("layer3:channel=0:10:4", [0, 4, 8]),  # every 4th: a sample of a layer
     ("layer3:channel=7:8:y=2", [7]),  # a range followed by another selector
 ])
 def test_ranges_and_lists_expand_to_one_unit_each(text, indices):
@@ -60,7 +61,7 @@ def test_token_ranges_expand_and_several_addresses_parse_together():
     ("channel=5", r"has no layer: write LAYER:channel="),
     ("layer3:channel=1:neuron=2", r"names channel and neuron: give one of them"),
     ("layer3", r"has no selector"),
-    ("layer3:channel=x", r"is not an index: use N, A:B or A,B,C"),
+    ("layer3:channel=x", r"is not an index: use N, A:B, A:B:STEP or A,B,C"),
     ("layer3:channel=-1", r"negative index"),
     ("layer3:channel=", r"has no value"),
     ("layer3:channel=1:channel=2", r"appears twice"),

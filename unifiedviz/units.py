@@ -2,11 +2,11 @@
 
     ADDRESS  := [LAYER] (":" KEY "=" VALUE)*
     KEY      := channel | neuron | head | class | token | direction | y | x
-    VALUE    := INT | INT ":" INT (half-open range) | INT "," INT ... (list) | cls | FILE.npy
+    VALUE    := INT | INT ":" INT [":" STEP] (half-open range) | INT "," INT ... (list) | cls | FILE.npy
 
 Examples: ``layer3.1:channel=17``, ``blocks.6.mlp.fc1:neuron=0:64``, ``blocks.4.attn:head=2``,
 ``blocks.9:token=cls``, ``head:class=281``, ``class=3`` (the model's output logits),
-``layer4:direction=cav.npy``, ``conv2:neuron=5:y=3:x=4``.
+``layer4:direction=cav.npy``, ``conv2:neuron=5:y=3:x=4``, ``layer4:channel=0:512:32`` (every 32nd channel).
 
 A range or list on the main selector expands into one `Unit` per index, so one address can
 name 64 units that render in one batch. Every `Unit` formats back to an address that parses
@@ -25,7 +25,7 @@ MAIN_KEYS = ("channel", "neuron", "head", "class", "direction", "token")
 #: Selectors that refine where (a token position or a spatial position).
 POSITION_KEYS = ("token", "y", "x")
 
-_INT_RANGE = re.compile(r"^(-?\d+):(-?\d+)$")
+_INT_RANGE = re.compile(r"^(-?\d+):(-?\d+)(?::(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -143,24 +143,26 @@ def _split(text: str) -> tuple[str | None, dict[str, str]]:
 
 
 def _index_values(text: str, key: str, value: str) -> list[int]:
-    """'5' -> [5]; '0:4' -> [0,1,2,3]; '1,5,9' -> [1,5,9]."""
+    """'5' -> [5]; '0:4' -> [0,1,2,3]; '0:8:4' -> [0,4]; '1,5,9' -> [1,5,9]."""
     values: list[int] = []
     for item in value.split(","):
         item = item.strip()
         match = _INT_RANGE.match(item)
         if match:  # the regex guarantees both ends are integers
-            start, stop = int(match.group(1)), int(match.group(2))
+            start, stop, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
+            if step < 1:
+                raise UnifiedVizError(f"step 0 in range {item!r} for {key} in {text!r}: use a step of 1 or more")
             if stop <= start:
                 raise UnifiedVizError(
                     f"empty range {item!r} for {key} in {text!r}: the stop must exceed the start (0:8 means 0..7)"
                 )
-            values.extend(range(start, stop))
+            values.extend(range(start, stop, step))
             continue
         try:
             values.append(int(item))
         except ValueError:
             raise UnifiedVizError(
-                f"{key}={value!r} in {text!r} is not an index: use N, A:B or A,B,C"
+                f"{key}={value!r} in {text!r} is not an index: use N, A:B, A:B:STEP or A,B,C"
             ) from None
     if any(v < 0 for v in values):
         raise UnifiedVizError(f"negative index in {key}={value!r} ({text!r}): indices start at 0")
