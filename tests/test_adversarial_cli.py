@@ -134,3 +134,24 @@ def test_output_folder_is_replaced_whole_or_left_alone(tmp_path, monkeypatch):
     (other / "mine.txt").write_text("keep me")
     assert main(base[:-3] + ["--out", str(other), "--quiet"]) == 2
     assert (other / "mine.txt").read_text() == "keep me"
+
+
+def test_folder_and_single_file_without_labels(tmp_path):
+    from unifiedviz.datasets import load_digits_images
+    from unifiedviz.report import save_png
+
+    x, _ = load_digits_images("test")
+    folder = tmp_path / "imgs"
+    for i in range(3):
+        save_png(x[i], folder / f"digit{i}.png")
+    out = tmp_path / "folder_run"
+    assert main(["attack", "builtin:digits-cnn", str(folder), "--eps", "0.2", "--out", str(out), "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["labels_from"] == "model" and s["clean_accuracy"] == 1.0  # labels = own predictions
+    assert [r["name"] for r in s["per_image"]] == ["digit0", "digit1", "digit2"]
+    assert s["success_rate"] == 1.0 and s["float_success_rate"] == 1.0
+    single = tmp_path / "single_run"
+    assert main(["attack", "builtin:digits-cnn", str(folder / "digit1.png"), "--method", "fgsm", "--eps", "0.2",
+                 "--out", str(single), "--quiet"]) == 0
+    s = json.loads((single / "summary.json").read_text())
+    assert s["images"] == 1 and (single / "adversarial" / "0000_digit1.png").is_file()
