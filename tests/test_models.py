@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import shlex
+import warnings
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,14 @@ def test_real_cifar_resnet20_checkpoint_loads_through_weights():
     # A real PyTorch-0.3 checkpoint: nested dict, `module.` keys, no BatchNorm counters.
     model = load_model("builtin:cifar_resnet20", weights=Path(SHARED) / "cifar10_resnet20.th")
     assert model.net.linear.weight.abs().sum() > 0
+
+
+def test_a_builtin_without_shipped_weights_warns_unless_given_weights(tmp_path):
+    with pytest.warns(UserWarning, match="randomly initialised"):
+        model = load_model("builtin:cifar_resnet20")
+    path = tmp_path / "r20.safetensors"
+    save_file(model.net.state_dict(), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model("builtin:cifar_resnet20", weights=path)
+        load_model("builtin:digits-cnn")

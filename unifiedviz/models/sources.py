@@ -7,6 +7,7 @@ can feed it [0, 1] images. Weights never come from pickled code (see checkpoints
 from __future__ import annotations
 
 import difflib
+import warnings
 import json
 from pathlib import Path
 from typing import Callable
@@ -50,7 +51,16 @@ def load_model(
         raise UnifiedVizError(f"model source must be a string or an nn.Module, not {type(source).__name__}")
     if weights is not None:
         load_weights(model.net, weights)
+    elif isinstance(source, str) and source.startswith("builtin:") and not _ships_weights(source[8:]):
+        warnings.warn(f"{source} ships no weights, so it is randomly initialised: pass weights=PATH (--weights)",
+                      stacklevel=2)
     return model
+
+
+def _ships_weights(name: str) -> bool:
+    from .builtin import weights_path
+
+    return weights_path(name).is_file()
 
 
 def _timm(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
