@@ -1,6 +1,6 @@
 """Benchmark: superposition metrics vs plain scikit-learn, and Lightning training vs a bare loop.
 
-    python bench/superposition_metrics.py [--n 10000] [--dim 512] [--repeats 3] [--skip-tsne]
+    python bench/superposition_metrics.py [--n 10000] [--dim 512] [--repeats 3] [--skip-tsne] [--part training]
 
 Prints time ratios (ours / reference; below 1 means we are faster) from interleaved A/B runs,
 since this VM's speed swings from minute to minute. The reference calls are
@@ -115,15 +115,18 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-tsne", action="store_true", help="t-SNE takes ~30 s per call on 2 cores")
-    p.add_argument("--train-batches", type=int, default=10)
+    p.add_argument("--train-batches", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--part", choices=["all", "metrics", "training"], default="all")
     args = p.parse_args()
     L.seed_everything(0, verbose=False)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    bench_metrics(args.n, args.dim, args.repeats, not args.skip_tsne)
-    bench_training(args.train_batches, args.batch_size, args.epochs, args.repeats, args.image_size)
+    if args.part in ("all", "metrics"):
+        bench_metrics(args.n, args.dim, args.repeats, not args.skip_tsne)
+    if args.part in ("all", "training"):
+        bench_training(args.train_batches, args.batch_size, args.epochs, args.repeats, args.image_size)
 
 
 if __name__ == "__main__":
