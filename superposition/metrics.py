@@ -99,7 +99,6 @@ def cosine_histogram(
     unit = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
     lo, hi = value_range
     counts = torch.zeros(bins, dtype=torch.float64)
-    total = 0.0
     for s in range(0, n - 1, chunk):
         e = min(s + chunk, n)
         block = (unit[s:e] @ unit[s:].T).clamp_(-1.0, 1.0)  # rows s:e against columns s..n
@@ -107,10 +106,13 @@ def cosine_histogram(
         # Pairs j > i: the strict upper triangle of the leading square, then every later column.
         for sims in (block[:, :c][torch.ones(c, c, dtype=torch.bool).triu_(1)], block[:, c:].reshape(-1)):
             counts += torch.histc(sims, bins=bins, min=lo, max=hi).double()
-            total += float(sims.sum())  # torch sums float32 by cascade: no float64 copy needed
     pairs = n * (n - 1) // 2
+    # The mean needs no pairs: sum_{i<j} u_i.u_j = (|sum_i u_i|^2 - sum_i |u_i|^2) / 2, in float64.
+    u64 = unit.double()
+    total = u64.sum(0)
+    mean = float((total @ total - (u64 * u64).sum()) / 2) / pairs
     edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
-    return {"mean": total / pairs, "pairs": pairs, "counts": counts.long().tolist(), "edges": edges.tolist()}
+    return {"mean": mean, "pairs": pairs, "counts": counts.long().tolist(), "edges": edges.tolist()}
 
 
 def class_means(x: ArrayLike, labels: ArrayLike) -> torch.Tensor:
