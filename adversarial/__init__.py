@@ -29,13 +29,12 @@ from .metrics import (
 )
 from .objectives import ClassLoss, FeatureMatch as FeatureMatchObjective, class_loss, feature_match
 from .panels import panel, save_panel
-from .params import ClippedUniversalParam
 from .units import units_for_class
 
 __all__ = [
     "Attack", "FGSM", "PGD", "UnitAttack", "FeatureMatch", "UniversalPerturbation",
     "AttackResult", "ConstraintViolation", "check_constraints", "measure", "predict", "quantize", "transfer_rate",
     "ClassLoss", "FeatureMatchObjective", "class_loss", "feature_match",
-    "resolve_targets", "unit_value", "units_for_class", "panel", "save_panel", "ClippedUniversalParam",
+    "resolve_targets", "unit_value", "units_for_class", "panel", "save_panel",
     "NORMS", "TARGET_RULES",
 ]

@@ -36,8 +36,7 @@ from unifiedviz.params import PerturbationParam
 from unifiedviz.units import Unit
 
 from .metrics import AttackResult, concat, measure, predict
-from .params import ClippedUniversalParam
-from .objectives import ClassLoss, FeatureMatch as FeatureMatchObjective, Tracked
+from .objectives import ClassLoss, FeatureMatch as FeatureMatchObjective, WithLogits
 
 NORMS = ("linf", "l2")
 TARGET_RULES = ("next", "random", "least-likely")
@@ -168,7 +167,9 @@ class Attack:
     def _run(self, images, labels, targets, clean_probs, context, sl: slice, k: int) -> AttackResult:
         device = device_of(self.model)
         context["slice"] = sl
-        objective = Tracked(self.objective(images, labels, targets, context), want_logits=self.stop_on_success)
+        objective = self.objective(images, labels, targets, context)
+        if self.stop_on_success:
+            objective = WithLogits(objective)
         param = self.param(images.to(device), k)
         optimizer = SignGradient(self.alpha) if self.norm == "linf" else NormalizedGradient(self.alpha)
         tracker = _SuccessTracker(labels, targets, self.stop_on_success) if LOGITS in objective.layers else None
@@ -176,10 +177,8 @@ class Attack:
                      transforms=None, seed=self.seed + k, callback=tracker, progress=self.progress)
         steps_run = int(run.metadata["steps"])
         steps_used = tracker.steps_used(steps_run) if tracker is not None else None
-        adv_probs = None
-        final = objective.last_images
-        if objective.last_logits is not None and final is not None and torch.equal(final.cpu(), run.images):
-            adv_probs = torch.softmax(objective.last_logits.float(), 1).cpu()  # the engine's last pass
+        logits = run.final_acts.get(LOGITS)  # the engine's last pass, on exactly these images
+        adv_probs = None if logits is None else torch.softmax(logits.float(), 1)
         adversarial = run.images.clamp(0.0, 1.0)  # the straight-through clamp may round 1 to 1 + 1e-7
         return measure(
             self.model, images, adversarial, labels, eps=self.eps, norm=self.norm, targets=targets,
@@ -343,10 +342,11 @@ class FeatureMatch(Attack):
 class UniversalPerturbation(Attack):
     """One perturbation shared by every image of a batch (Moosavi-Dezfooli et al.'s goal, PGD-style).
 
-    Each image is `clip(x + v, 0, 1)` with the shared `v` in the ball (see `params.py` for why
-    not the stricter per-batch box of `PerturbationParam(universal=True)`). Default loss "cw"
-    with a cap kappa: images already fooled stop pulling on the shared delta, so it serves the images it does not fool yet; kappa 2 (a logit margin) keeps
-    pulling a little past the boundary (on the digits CNN at eps 0.2: 76% fooled vs 70% with 0).
+    Each image is `clip(x + v, 0, 1)` with the shared `v` in the ball
+    (`PerturbationParam(universal=True)`). Default loss "cw" with a cap kappa: images already
+    fooled stop pulling on the shared delta, so it serves the images it does not fool yet;
+    kappa 2 (a logit margin) keeps pulling a little past the boundary (on the digits CNN at
+    eps 0.2: 76% fooled vs 70% with 0).
     """
 
     method = "universal"
@@ -361,8 +361,8 @@ class UniversalPerturbation(Attack):
         return max(self.eps / 20, 5 * self.eps / self.steps)
 
     def param(self, images: torch.Tensor, k: int) -> PerturbationParam:
-        return ClippedUniversalParam(images, eps=self.eps, norm=self.norm, random_start=self.random_start,
-                                     seed=self.seed + k)
+        return PerturbationParam(images, eps=self.eps, norm=self.norm, random_start=self.random_start,
+                                 universal=True, seed=self.seed + k)
 
 
 # ---------------------------------------------------------------------- helpers

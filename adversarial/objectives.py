@@ -108,28 +108,20 @@ def feature_match(layer: str, target: torch.Tensor) -> FeatureMatch:
     return FeatureMatch(layer, target)
 
 
-class Tracked(Objective):
-    """Wraps an objective, keeps the logits of its latest call, and can ask for them.
+class WithLogits(Objective):
+    """An objective that also has the engine capture the logits (for a per-step success check).
 
-    With `want_logits`, the engine also captures the logits even if the inner objective reads
-    only an intermediate layer (so a callback can judge success on every step; the full
-    forward pass is then run anyway, so this costs no extra pass). `last_logits` and
-    `last_images` hold the latest call's inputs: after `render`, the engine's final
-    evaluation on the final images, which spares the attack one more forward pass.
+    Costs no extra pass: a class term reads the logits anyway, and an objective on an
+    intermediate layer then simply runs the rest of the network.
     """
 
-    def __init__(self, inner: Objective, *, want_logits: bool = False) -> None:
+    def __init__(self, inner: Objective) -> None:
         self.inner = inner
-        self.layers = tuple(dict.fromkeys((*inner.layers, LOGITS))) if want_logits else inner.layers
+        self.layers = tuple(dict.fromkeys((*inner.layers, LOGITS)))
         self.name = inner.name
-        self.last_logits: torch.Tensor | None = None
-        self.last_images: torch.Tensor | None = None
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        logits = ctx.acts.get(LOGITS)
-        self.last_logits = None if logits is None else logits.detach()
-        self.last_images = ctx.images.detach()
         return self.inner(ctx)
 
 
-__all__ = ["ClassLoss", "class_loss", "FeatureMatch", "feature_match", "Tracked", "LOSSES"]
+__all__ = ["ClassLoss", "class_loss", "FeatureMatch", "feature_match", "WithLogits", "LOSSES"]

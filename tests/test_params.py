@@ -223,9 +223,22 @@ def test_perturbation_universal_shares_delta():
         param.delta.fill_(0.2)  # outside the ball and, for bright pixels, outside [0, 1]
     param.after_step()
     assert param.delta.max() <= 0.05 + 1e-6
-    shift = param() - IMAGES
-    assert torch.allclose(shift, shift[:1].expand_as(shift), atol=1e-6)
-    assert (IMAGES + param.delta).max() <= 1
+    # One shared delta, clipped per image: every image stays in [0, 1] and in its own ball.
+    assert torch.equal(param(), (IMAGES + param.delta).clamp(0, 1))
+    assert (param() - IMAGES).abs().max() <= 0.05 + 1e-6
+    bright = IMAGES > 0.96
+    assert bright.any() and torch.equal(param()[bright], torch.ones(int(bright.sum())))
+
+
+def test_perturbation_universal_delta_is_not_frozen_by_other_images():
+    # A pixel dark in one image and bright in another still moves (both ways) for a universal delta.
+    images = torch.stack([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)])
+    param = PerturbationParam(images, eps=0.1, universal=True)
+    for value in (0.3, -0.3):
+        with torch.no_grad():
+            param.delta.fill_(value)
+        param.after_step()
+        assert torch.allclose(param.delta, torch.full_like(param.delta, 0.1 if value > 0 else -0.1))
 
 
 def test_perturbation_gradient_reaches_saturated_pixels():

@@ -41,7 +41,8 @@ class StepInfo:
 class Result:
     """Images in [0, 1], per-step objective history `[steps, N]` and the final scores `[N]`.
 
-    `final` is the objective on the final images without transforms; `activations` (set by
+    `final` is the objective on the final images without transforms and `final_acts` the
+    activations (and logits, if the objective read them) of that pass; `activations` (set by
     `visualize`) is each image's own unit value, and `reference_max` each unit's maximum
     over reference images when given.
     """
@@ -54,6 +55,7 @@ class Result:
     activations: torch.Tensor | None = None
     reference_max: torch.Tensor | None = None
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    final_acts: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write `grid.png`, one PNG per image (`unit_000.png`, ...) and `summary.json`."""
@@ -149,7 +151,8 @@ def render(
                 break
         with torch.no_grad():
             images = param().detach()
-            final = objective(Context(run(images), images)).detach().cpu()
+            final_acts = run(images)
+            final = objective(Context(final_acts, images)).detach().cpu()
     n = images.shape[0]
     return Result(
         images=images.cpu(),
@@ -168,6 +171,7 @@ def render(
             "seconds": round(time.perf_counter() - started, 3),
         },
         snapshots=snapshots,
+        final_acts={k: v.detach().cpu() for k, v in final_acts.items() if v is not None},
     )
 
 

