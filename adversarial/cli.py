@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from unifiedviz.cli_args import MODEL_HELP, number
+from unifiedviz.cli_args import MODEL_HELP, model_from_args, number
 from unifiedviz.config import merge_config
 from unifiedviz.errors import UnifiedVizError
 
@@ -112,7 +112,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from unifiedviz.inputs import load_inputs
-    from unifiedviz.models import load_model
 
     from .metrics import quantize
 
@@ -120,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.model or not args.images:
         raise UnifiedVizError("give MODEL and IMAGES (or a --config with 'model' and 'images')")
     eps = _eps(args.eps, args.norm)
-    model = load_model(args.model, pretrained=bool(args.pretrained), weights=args.weights)
+    model = model_from_args(args)
     inputs = load_inputs(args.images, model.spec, limit=args.limit)
     images = inputs.images
     if args.quantize:  # the saved originals and adversarial PNGs then hold exactly the measured pixels

@@ -13,6 +13,15 @@ import torch
 from torch import nn
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: small batches on a shared 2-core VM otherwise spin-wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def hf_vit_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-block ViTForImageClassification (32x32, 4 heads), saved offline."""

@@ -14,12 +14,7 @@ from unifiedviz.cli import main
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "adversarial"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_png(path: Path) -> torch.Tensor:

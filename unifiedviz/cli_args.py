@@ -18,7 +18,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, positional: bool = T
 
 
 def model_from_args(args: argparse.Namespace, source: str | None = None) -> VizModel:
-    return load_model(source or args.model, pretrained=args.pretrained, weights=args.weights)
+    return load_model(source or args.model, pretrained=bool(args.pretrained), weights=args.weights)
 
 
 def number(text: str) -> float:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_args import MODEL_HELP, number
+from .cli_args import MODEL_HELP, model_from_args, number
 from .config import merge_config
 from .errors import UnifiedVizError
 
@@ -62,7 +62,6 @@ def add_subcommand(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .inputs import load_inputs
-    from .models import load_model
     from .objectives import total_variation
     from .visualize import visualize
 
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.model or not args.units:
         raise UnifiedVizError("give MODEL and UNITS (or a --config with 'model' and 'units')")
     units = [args.units] if isinstance(args.units, str) else list(args.units)
-    model = load_model(args.model, pretrained=bool(args.pretrained), weights=args.weights)
+    model = model_from_args(args)
     reference = load_inputs(args.reference, model.spec).images if args.reference else None
     result = visualize(
         model,
