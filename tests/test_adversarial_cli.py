@@ -66,9 +66,9 @@ def test_config_file_and_cli_override(tmp_path):
 
 def test_shipped_configs_name_only_known_options():
     from adversarial.cli import DEFAULTS
-    from unifiedviz.config import load_flat_config
+    from unifiedviz.config import config_keys, load_flat_config
 
-    allowed = {k.replace("_", "-") for k in DEFAULTS} | set(DEFAULTS)
+    allowed = config_keys(DEFAULTS)
     files = sorted(CONFIGS.glob("*.yaml"))
     assert len(files) >= 5
     for f in files:

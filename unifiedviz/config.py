@@ -29,13 +29,19 @@ def load_flat_config(path: str | Path, allowed: set[str]) -> dict:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
+def config_keys(defaults: dict) -> set[str]:
+    """Keys a config may use: the options' names, spelled with '_' or '-'."""
+    return set(defaults) | {k.replace("_", "-") for k in defaults}
+
+
 def merge_config(args: argparse.Namespace, defaults: dict) -> argparse.Namespace:
     """Options given on the command line win over the config file, which wins over defaults.
 
     The parser must use `default=None` for every option a config may set.
     """
-    config = load_flat_config(args.config, {k.replace("_", "-") for k in defaults} | set(defaults)) if args.config else {}
+    config = load_flat_config(args.config, config_keys(defaults)) if args.config else {}
     merged = dict(defaults)
     merged.update({k: v for k, v in config.items()})
-    merged.update({k: v for k, v in vars(args).items() if v is not None and k in defaults})
+    # None (and [] from an empty nargs="*" positional) means "not given on the command line".
+    merged.update({k: v for k, v in vars(args).items() if v is not None and v != [] and k in defaults})
     return argparse.Namespace(**{**vars(args), **merged})
