@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from unifiedviz.errors import UnifiedVizError
+from unifiedviz.report import write_json
 
 from .config import ExperimentConfig
 from .data import SuperpositionData
-from .io import load_weights, save_weights, write_json
+from .io import load_weights, save_weights
 from .models import build_model
 from .strategies import query
 from .train import fit

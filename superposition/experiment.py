@@ -23,11 +23,12 @@ from torch import nn
 
 from unifiedviz.adapters import Adapter
 from unifiedviz.errors import UnifiedVizError
+from unifiedviz.report import write_json, write_text
 
 from .active import check_budget, new_model, run_active, stage_seed
 from .config import ExperimentConfig, from_dict
 from .data import SuperpositionData
-from .io import load_weights, save_weights, write_json, write_text
+from .io import load_weights, save_weights
 from .measure import measure
 from .plots import cosine_plot, embedding_plot, rounds_plot
 from .report import write_report

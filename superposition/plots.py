@@ -9,13 +9,13 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io import atomic  # noqa: E402
+from unifiedviz.report import atomic_path  # noqa: E402
 
 RUN_COLOURS = {"baseline": "tab:blue", "active": "tab:orange"}
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .io import write_text
+from unifiedviz.report import write_text
 
 
 def _fmt(value) -> str:

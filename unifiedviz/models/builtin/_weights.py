@@ -1,8 +1,6 @@
 """Shipped weights of the built-in models: safetensors files (never pickle) plus metadata."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from safetensors import safe_open
@@ -10,6 +8,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...errors import UnifiedVizError
+from ...report.files import atomic_path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -42,15 +41,7 @@ def builtin_metadata(name: str) -> dict[str, str]:
 def save_builtin_weights(net: nn.Module, name: str, metadata: dict[str, str], directory: Path | None = None) -> Path:
     """Write `net`'s weights atomically: a temp file in the same folder, then rename over."""
     path = weights_path(name, directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={k: str(v) for k, v in metadata.items()})
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped weights must be readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
     return path
