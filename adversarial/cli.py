@@ -16,8 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from unifiedviz.cli_args import MODEL_HELP, model_from_args, number
-from unifiedviz.config import merge_config
+from unifiedviz.cli_args import MODEL_HELP, command_args, model_from_args, number
 from unifiedviz.errors import UnifiedVizError
 
 METHODS = ("pgd", "fgsm", "am", "feature-match", "universal")
@@ -115,9 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .metrics import quantize
 
-    args = merge_config(args, DEFAULTS)
-    if not args.model or not args.images:
-        raise UnifiedVizError("give MODEL and IMAGES (or a --config with 'model' and 'images')")
+    args = command_args(args, DEFAULTS, "images")
     eps = _eps(args.eps, args.norm)
     model = model_from_args(args)
     inputs = load_inputs(args.images, model.spec, limit=args.limit)

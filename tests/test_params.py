@@ -109,16 +109,21 @@ def test_fourier_init_spectrum_falls_as_power_law(decay_power):
     assert _spectral_slope(x) == pytest.approx(-decay_power, abs=0.2)
 
 
-def test_fourier_optimisation_raises_target_channel():
-    param = FourierParam(1, 3, (16, 16), seed=0)
-    opt = torch.optim.Adam(param.parameters(), lr=0.1)
-    start = param()[:, 0].mean().item()
-    for _ in range(20):
-        loss = -param()[:, 0].mean()
+def _ascend(param, score, steps: int, lr: float = 0.1) -> None:
+    """A few Adam steps that raise `score(param())`, with the param's after_step()."""
+    opt = torch.optim.Adam(param.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = -score(param())
         opt.zero_grad()
         loss.backward()
         opt.step()
         param.after_step()
+
+
+def test_fourier_optimisation_raises_target_channel():
+    param = FourierParam(1, 3, (16, 16), seed=0)
+    start = param()[:, 0].mean().item()
+    _ascend(param, lambda x: x[:, 0].mean(), steps=20)
     assert param()[:, 0].mean().item() > start + 0.1
 
 
@@ -136,13 +141,7 @@ def test_maco_magnitude_fixed_phase_moves():
     magnitude = magnitude_from_images(photos)
     param = MacoParam(2, 3, (16, 14), magnitude=magnitude, seed=0)
     phase0, image0 = param.phase.detach().clone(), param().detach()
-    opt = torch.optim.Adam(param.parameters(), lr=0.1)
-    for _ in range(5):
-        loss = -param()[:, 1].mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        param.after_step()
+    _ascend(param, lambda x: x[:, 1].mean(), steps=5)
     assert not torch.allclose(param.phase, phase0)
     assert not torch.allclose(param(), image0)
     measured = amplitude(param.spatial(), (16, 14))

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_args import MODEL_HELP, model_from_args, number
-from .config import merge_config
-from .errors import UnifiedVizError
+from .cli_args import MODEL_HELP, command_args, model_from_args, number
 
 DEFAULTS = {
     "model": None,
@@ -65,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from .objectives import total_variation
     from .visualize import visualize
 
-    args = merge_config(args, DEFAULTS)
-    if not args.model or not args.units:
-        raise UnifiedVizError("give MODEL and UNITS (or a --config with 'model' and 'units')")
+    args = command_args(args, DEFAULTS, "units")
     units = [args.units] if isinstance(args.units, str) else list(args.units)
     model = model_from_args(args)
     reference = load_inputs(args.reference, model.spec).images if args.reference else None
