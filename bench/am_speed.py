@@ -1,0 +1,225 @@
+"""How much an activation-maximisation step costs, as ratios to a bare forward+backward.
+
+    .venv/bin/python bench/am_speed.py            # full run (a few minutes on an idle 2-core VM)
+    .venv/bin/python bench/am_speed.py --quick    # smoke run
+    .venv/bin/python bench/am_speed.py --only ad --threads 2
+
+Random-init timm resnet18 and vit_tiny_patch16_224 at 224, batch 8, no network.
+
+(a) AM step (one image per unit, Fourier param, standard transforms, Adam) over the bare
+    `model(x).sum().backward()` with the weights requiring grad (what a user, or Lucent,
+    writes), and over the same with frozen weights (the honest floor).
+(b) early stop: a step for an early unit with stop_early over without.
+(c) throughput: 64 channels of resnet18 layer3 rendered in batches of 8/16/32.
+(d) torch-lucent's render_vis step on torchvision resnet18, same unit/batch, as a reference.
+
+Timing is interleaved per step (bench/_timing.py): engine steps are timed through
+`render(callback=...)`, and right after every step the callback runs and times one bare
+step on a deep copy of the model, so each AM step has a reference taken seconds later.
+Ratios are medians of those per-step ratios (A-vs-B engine cases: of per-round ratios).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import PairedClock, describe, med, pooled, rounds_ratio  # noqa: E402
+
+from unifiedviz import Adapter, load_model, parse_units, render  # noqa: E402
+from unifiedviz.objectives import OnePerImage, unit  # noqa: E402
+from unifiedviz.params import make_param  # noqa: E402
+
+MODELS = {
+    # source: (mid/late unit for (a), early unit for (b)); {b} is the batch size
+    "timm:resnet18": ("layer4:channel=0:{b}", "layer1.0:channel=0:{b}"),
+    "timm:vit_tiny_patch16_224": ("blocks.11.mlp.fc1:neuron=0:{b}", "blocks.1:channel=0:{b}"),
+}
+
+
+def bare_step(net: torch.nn.Module, shape, *, frozen: bool):
+    """`net(x).sum().backward()` on a private copy of `net` (eval mode), x requiring grad.
+
+    Weights require grad unless `frozen`; their grads are dropped each step (set_to_none).
+    """
+    net = copy.deepcopy(net).eval()
+    for p in net.parameters():
+        p.requires_grad_(not frozen)
+    x = torch.rand(shape).requires_grad_(True)
+
+    def step() -> None:
+        x.grad = None
+        net.zero_grad(set_to_none=True)
+        net(x).sum().backward()
+
+    return step
+
+
+def am_run(adapter: Adapter, address: str, refs: dict, steps: int, *, stop_early: bool = True) -> PairedClock:
+    """One render of `steps` steps, one image per unit of `address`, timed step by step."""
+    units = parse_units(address)
+    objective = OnePerImage([unit(adapter, u, batch=i) for i, u in enumerate(units)])
+    param = make_param("fourier", len(units), adapter.model.spec, seed=0)
+    clock = PairedClock(refs)
+    render(adapter, objective, param, steps=steps, transforms="standard", progress=False,
+           callback=clock, stop_early=stop_early)
+    return clock
+
+
+def compare(cases: dict, rounds: int, ref: str, skip: int) -> dict[str, list[list[float]]]:
+    """Run each case (a function returning a PairedClock) once per round, rotating the order;
+    return each case's per-round lists of step/reference ratios."""
+    names = list(cases)
+    out: dict[str, list[list[float]]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            out[n].append(cases[n]().ratios(ref, skip))
+    return out
+
+
+def line(label: str, text: str) -> None:
+    print(f"  {label:<46s} {text}", flush=True)
+
+
+def section_a(source: str, args) -> None:
+    late = MODELS[source][0].format(b=args.batch)
+    model = load_model(source)
+    adapter = Adapter(model)
+    shape = (args.batch, *model.spec.shape)
+    refs = {"bare": bare_step(model.net, shape, frozen=False), "frozen": bare_step(model.net, shape, frozen=True)}
+    clocks = [am_run(adapter, late, refs, args.warmup + args.steps) for _ in range(args.rounds)]
+    w = args.warmup
+    am = pooled([c.times(w) for c in clocks])
+    bare = pooled([c.refs["bare"][w:] for c in clocks])
+    frozen = pooled([c.refs["frozen"][w:] for c in clocks])
+    print(f"\n(a) {source}  {late}  batch {args.batch}   "
+          f"[median step: AM {1000 * med(am):.0f} ms, bare {1000 * med(bare):.0f} ms, frozen {1000 * med(frozen):.0f} ms]")
+    line("AM step / bare fwd+bwd (weights need grad)", describe(pooled([c.ratios("bare", w) for c in clocks])))
+    line("AM step / bare fwd+bwd (frozen weights)", describe(pooled([c.ratios("frozen", w) for c in clocks])))
+
+
+def section_b(source: str, args) -> None:
+    early = MODELS[source][1].format(b=args.batch)
+    model = load_model(source)
+    adapter = Adapter(model)
+    refs = {"bare": bare_step(model.net, (args.batch, *model.spec.shape), frozen=False)}
+    n = args.warmup + args.steps
+    res = compare({"early": lambda: am_run(adapter, early, refs, n, stop_early=True),
+                   "full": lambda: am_run(adapter, early, refs, n, stop_early=False)},
+                  args.rounds, "bare", args.warmup)
+    print(f"\n(b) {source}  {early}  batch {args.batch}")
+    line("step with stop_early / without", describe(rounds_ratio(res["early"], res["full"])))
+    line("step with stop_early / bare fwd+bwd", describe(pooled(res["early"])))
+    line("step without stop_early / bare fwd+bwd", describe(pooled(res["full"])))
+
+
+def section_c(args) -> None:
+    model = load_model("timm:resnet18")
+    adapter = Adapter(model)
+    # Yardstick: a frozen bare step at batch 8, so batch sizes compare despite drift.
+    refs = {"ref": bare_step(model.net, (8, *model.spec.shape), frozen=True)}
+    n = args.warmup + args.steps
+    clocks: dict[int, list[PairedClock]] = {b: [] for b in args.batches}
+    order = list(args.batches)
+    for r in range(args.rounds):
+        for b in order[r % len(order):] + order[: r % len(order)]:
+            clocks[b].append(am_run(adapter, f"layer3:channel=0:{b}", refs, n))
+    total, w, b0 = 64, args.warmup, args.batches[0]
+    norm = {b: [[x / b for x in c.ratios("ref", w)] for c in cs] for b, cs in clocks.items()}
+    print(f"\n(c) timm:resnet18 layer3, {total} channels; units/s assume {args.render_steps} steps per image")
+    for b in args.batches:
+        step = med(pooled([c.times(w) for c in clocks[b]]))
+        per_image = describe(rounds_ratio(norm[b], norm[b0]))
+        print(f"  batch {b:>3d}: step {1000 * step:6.0f} ms = {med(pooled(norm[b])) * b:4.2f} frozen bare "
+              f"batch-8 steps; {b / step:5.1f} image-steps/s, {b / (step * args.render_steps):.3f} units/s "
+              f"({total} units in {total / b * step * args.render_steps / 60:.1f} min); "
+              f"cost per image vs batch {b0}: {per_image}", flush=True)
+
+
+def section_d(args) -> None:
+    try:
+        from lucent.optvis import objectives as lobj
+        from lucent.optvis import param as lparam
+        from lucent.optvis import render as lrender
+    except Exception as exc:  # noqa: BLE001 - optional reference
+        print(f"\n(d) torch-lucent not importable ({type(exc).__name__}: {exc}); skipped")
+        return
+    import numpy as np
+
+    model = load_model("torchvision:resnet18")
+    adapter = Adapter(model)
+    b, n = args.batch, args.warmup + args.steps
+    refs = {"bare": bare_step(model.net, (b, 3, 224, 224), frozen=False)}
+    luc_net = copy.deepcopy(model.net).eval()  # Lucent never removes its hooks: keep them off ours
+
+    def lucent_run() -> PairedClock:
+        np.random.seed(0)
+        torch.manual_seed(0)
+        clock = PairedClock(refs)
+
+        class TimedAdam(torch.optim.Adam):
+            def step(self, closure=None):
+                loss = super().step(closure)
+                clock()
+                return loss
+
+        objective = lobj.Objective.sum([lobj.channel("layer4", i, batch=i) for i in range(b)])
+        try:
+            lrender.render_vis(luc_net, objective, lambda: lparam.image(224, batch=b),
+                               optimizer=lambda params: TimedAdam(params, lr=0.05),
+                               thresholds=(n,), show_image=False, progress=False)
+        finally:
+            for m in luc_net.modules():  # one hook per module per call, never removed by Lucent
+                m._forward_hooks.clear()
+        return clock
+
+    res = compare({"lucent": lucent_run, "ours": lambda: am_run(adapter, f"layer4:channel=0:{b}", refs, n)},
+                  args.rounds, "bare", args.warmup)
+    print(f"\n(d) torchvision:resnet18 layer4 channels 0:{b}, batch {b} (Lucent: its default transforms, "
+          "which leave 248 px images)")
+    line("Lucent render_vis step / bare fwd+bwd", describe(pooled(res["lucent"])))
+    line("our step / bare fwd+bwd", describe(pooled(res["ours"])))
+    line("our step / Lucent step", describe(rounds_ratio(res["ours"], res["lucent"])))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="AM step time as ratios to a bare forward+backward")
+    p.add_argument("--quick", action="store_true", help="fast smoke run (2 rounds of 2 timed steps)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: on a shared 2-core VM, 2 threads swing 1.5-5x)")
+    p.add_argument("--rounds", type=int, default=3, help="renders per case")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per render")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (step 1 carries render's setup)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--render-steps", type=int, default=256, help="steps per image assumed for units/s in (c)")
+    p.add_argument("--only", default="abcd", help="sections to run, e.g. 'ad'")
+    args = p.parse_args(argv)
+    args.batches = [8, 16, 32]
+    if args.quick:
+        args.rounds, args.steps, args.warmup, args.batches = 2, 2, 1, [8, 16]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.rounds} renders x {args.steps} timed "
+          f"steps (+{args.warmup} untimed) per case")
+    started = time.perf_counter()
+    for source in MODELS:
+        if "a" in args.only:
+            section_a(source, args)
+        if "b" in args.only:
+            section_b(source, args)
+    if "c" in args.only:
+        section_c(args)
+    if "d" in args.only:
+        section_d(args)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s, load average now {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
