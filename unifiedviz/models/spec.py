@@ -5,7 +5,7 @@ with the model's own mean/std, so neither users nor attacks ever normalise by ha
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
