@@ -78,6 +78,10 @@ def test_batches_split_but_results_line_up_with_units():
     assert result.metadata["batches"] == 3
     assert result.names == [f"conv2:channel={i}" for i in range(5)]
     assert result.images.shape[0] == result.activations.shape[0] == result.history.shape[1] == 5
+    # Activations come from the engine's last pass; a fresh pass over the images agrees.
+    adapter = uv.Adapter(model)
+    fresh = uv.unit_values(adapter, [adapter.resolve(n) for n in result.names], result.images)
+    assert torch.allclose(result.activations, fresh, atol=1e-6)
 
 
 def test_diversity_lowers_similarity_of_one_units_images():

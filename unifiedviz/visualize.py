@@ -58,13 +58,15 @@ def visualize(
         chunk = resolved[start : start + batch_size]
         objective = _objective(chunk, per_unit, diversity, class_score, regularizer)
         params = make_param(param, len(chunk), adapter.model.spec, seed=seed + chunk_index, **(param_options or {}))
-        parts.append(
-            render(adapter, objective, params, steps=steps, optimizer=optimizer, lr=lr, transforms=transforms,
-                   seed=seed + chunk_index, names=[r.unit.address() for r in chunk],
-                   snapshot_steps=snapshot_steps, progress=progress)
+        part = render(adapter, objective, params, steps=steps, optimizer=optimizer, lr=lr, transforms=transforms,
+                      seed=seed + chunk_index, names=[r.unit.address() for r in chunk],
+                      snapshot_steps=snapshot_steps, progress=progress)
+        # The engine's last pass already ran the final images without transforms: read the units there.
+        part.activations = torch.cat(
+            [read_unit(r, part.final_acts[r.target][i : i + 1]) for i, r in enumerate(chunk)]
         )
+        parts.append(part)
     result = _concat(parts)
-    result.activations = unit_values(adapter, resolved, result.images)
     if reference is not None:
         result.reference_max = reference_max(adapter, resolved, reference)
     result.metadata.update(param=param, per_unit=per_unit, diversity=diversity, class_score=class_score)
@@ -72,7 +74,7 @@ def visualize(
 
 
 def unit_values(adapter: Adapter, resolved: Sequence[ResolvedUnit], images: torch.Tensor) -> torch.Tensor:
-    """Image i's value of unit i (no transforms), `[N]`."""
+    """Image i's value of unit i (no transforms), `[N]`: e.g. to score images made elsewhere."""
     objective = OnePerImage([UnitObjective(r, batch=i) for i, r in enumerate(resolved)])
     with torch.no_grad():
         x = images.to(device_of(adapter.model))
@@ -145,6 +147,7 @@ def _concat(parts: list[Result]) -> Result:
         images=torch.cat([p.images for p in parts]),
         history=torch.cat([p.history[:steps] for p in parts], 1),
         final=torch.cat([p.final for p in parts]),
+        activations=torch.cat([p.activations for p in parts]),
         names=[n for p in parts for n in p.names],
         metadata={**parts[0].metadata, "batches": len(parts),
                   "seconds": round(sum(p.metadata["seconds"] for p in parts), 3)},
