@@ -159,7 +159,8 @@ def main(argv=None) -> None:
         finite = [r for r in ratios if r != float("inf")]
         print(f"  all {len(ratios)} units: mean ratio {statistics.mean(finite):.2f}, median "
               f"{statistics.median(finite):.2f}, ratio of means {sum(ours_all) / sum(luc_all):.2f}; "
-              f"ours >= Lucent for {wins}/{len(ratios)}")
+              f"ours >= Lucent for {wins}/{len(ratios)}; stuck at exactly 0: ours "
+              f"{sum(v == 0 for v in ours_all)}, Lucent {sum(v == 0 for v in luc_all)}")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import PairedClock, describe, med, pooled, rounds_ratio  # noqa: E402
+from _timing import PairedClock, describe, med, pooled, rounds_ratio
 
-from unifiedviz import Adapter, load_model, parse_units, render  # noqa: E402
-from unifiedviz.objectives import OnePerImage, unit  # noqa: E402
-from unifiedviz.params import make_param  # noqa: E402
+from unifiedviz import Adapter, load_model, parse_units, render
+from unifiedviz.objectives import OnePerImage, unit
+from unifiedviz.params import make_param
 
 MODELS = {
     # source: (mid/late unit for (a), early unit for (b)); {b} is the batch size
@@ -182,7 +182,7 @@ def section_d(args) -> None:
     res = compare({"lucent": lucent_run, "ours": lambda: am_run(adapter, f"layer4:channel=0:{b}", refs, n)},
                   args.rounds, "bare", args.warmup)
     print(f"\n(d) torchvision:resnet18 layer4 channels 0:{b}, batch {b} (Lucent: its default transforms, "
-          "which leave 248 px images)")
+          "which feed the model 248-273 px images; ours crop back to 224)")
     line("Lucent render_vis step / bare fwd+bwd", describe(pooled(res["lucent"])))
     line("our step / bare fwd+bwd", describe(pooled(res["ours"])))
     line("our step / Lucent step", describe(rounds_ratio(res["ours"], res["lucent"])))

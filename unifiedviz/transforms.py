@@ -204,9 +204,13 @@ def _pad(x: torch.Tensor, width: int, mode: str, value: float = 0.5) -> torch.Te
 
 
 def _warp(x: torch.Tensor, theta: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Resample `x` at `theta` applied to the output's [-1, 1] grid; reflection fills outside."""
+    """Resample `x` at `theta` applied to the output's [-1, 1] grid; zeros (black) fill outside.
+
+    Black, not reflection, as in Lucid: a flat grey start stays flat under reflection, so a
+    unit that is off on grey gets no gradient and never starts (4 of 16 ResNet-20 units).
+    """
     grid = F.affine_grid(theta, [x.shape[0], x.shape[1], *size], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _pick(values: torch.Tensor, n: int, generator: Generator) -> torch.Tensor:
