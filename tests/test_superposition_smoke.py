@@ -1,10 +1,9 @@
 """digits_smoke.yaml end to end through the subcommand, shortened with --set (fewer epochs and rounds)."""
-import argparse
 import json
 import re
 from pathlib import Path
 
-from superposition import cli
+from unifiedviz.cli import main
 from unifiedviz.datasets import load_digits_images
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "superposition" / "digits_smoke.yaml"
@@ -13,14 +12,11 @@ SHORTER = ["train.epochs=1", "active.rounds=2", "active.initial_size=100", "acti
 
 
 def test_digits_smoke_report_shows_both_models_side_by_side(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    cli.add_subcommand(parser.add_subparsers())
     out = tmp_path / "run"
     argv = ["superposition", "run", str(CONFIG), "--out", str(out), "--quiet"]
     for item in SHORTER:
         argv += ["--set", item]
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
+    assert main(argv) == 0
     assert "report.md" in capsys.readouterr().out
 
     metrics = json.loads((out / "metrics.json").read_text())

@@ -40,6 +40,7 @@ class Registry(Generic[T]):
         self._modules = tuple(modules)
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = not self._modules
+        self._loading = False
 
     # ------------------------------------------------------------------ registering
     def register(self, name: str, obj: T | None = None, *, help: str = "") -> Callable[[T], T] | T:
@@ -91,13 +92,17 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}: {', '.join(self.names())})"
 
     def _load(self) -> None:
-        if self._loaded:
+        if self._loaded or self._loading:  # the modules being imported may look names up themselves
             return
-        self._loaded = True  # before importing: the modules register into this object
-        for name in self._modules:
-            module = importlib.import_module(name)
-            for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
-                importlib.import_module(f"{name}.{info.name}")
+        self._loading = True
+        try:
+            for name in self._modules:
+                module = importlib.import_module(name)
+                for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+                    importlib.import_module(f"{name}.{info.name}")
+            self._loaded = True
+        finally:
+            self._loading = False
 
 
 def _first_line(obj) -> str:

@@ -1,44 +1,34 @@
-"""Attacks as AM runs: a bounded `PerturbationParam` plus an objective, optimised by `render`.
+"""The attack template: a bounded `PerturbationParam` + an objective, run by the engine's `render`.
 
-There is no second optimisation loop here. Every attack builds
-
-    PerturbationParam(images, eps, norm, random_start, universal)   the ball around the input
-    + an objective (class loss, unit, feature match, or a sum)      what to push
-    + SignGradient (L-inf) or NormalizedGradient (L2) with step alpha
-
-and hands them to `unifiedviz.engine.render` with no transforms. The engine freezes the
-weights, so a step costs one forward+backward to the input only.
-
-    attack = PGD(model, eps=8/255, steps=10)
-    result = attack(images, labels)                    # untargeted
-    result = attack(images, labels, target=3)          # targeted: every image to class 3
-    result = attack(images, labels, target="next")     # or "random", "least-likely", a tensor
-
-Images are always [0, 1]; the model wrapper (`VizModel`) normalises internally. Without
-labels, the model's own clean predictions serve as labels (untargeted = flip them).
+Subclasses (one file each in this package) override `objective`, `prepare`, `param`, `finish`,
+and register themselves in `ATTACKS`; `from_options` builds one from the CLI's options.
 """
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
 
-from unifiedviz.adapters import LOGITS, Adapter
+from unifiedviz.adapters import LOGITS, Adapter, as_adapter
 from unifiedviz.engine import StepInfo, render
 from unifiedviz.errors import UnifiedVizError
-from unifiedviz.models import load_model
 from unifiedviz.models.spec import device_of
-from unifiedviz.objectives import Context, Objective, unit as unit_objective
+from unifiedviz.objectives import Context, Objective
 from unifiedviz.optimizers import NormalizedGradient, SignGradient
 from unifiedviz.params import PerturbationParam
-from unifiedviz.units import Unit
+from unifiedviz.registry import Registry
 
-from .metrics import AttackResult, concat, measure, predict
-from .objectives import ClassLoss, FeatureMatch as FeatureMatchObjective, WithLogits
+from ..metrics import AttackResult, concat, measure, predict
+from ..objectives import ClassLoss, WithLogits
 
-NORMS = ("linf", "l2")
+#: Attack methods by name (`--method`); every file in this package registers its own.
+ATTACKS: Registry = Registry("attack method", modules=["adversarial.attacks"])
+#: Perturbation balls by name (`--norm`) -> the steepest-ascent step for that norm.
+NORMS: Registry = Registry("norm")
+NORMS.register("linf", SignGradient, help="L-inf ball: sign-gradient steps (FGSM/PGD)")
+NORMS.register("l2", NormalizedGradient, help="L2 ball: normalised-gradient steps")
 TARGET_RULES = ("next", "random", "least-likely")
 
 
@@ -60,6 +50,13 @@ class Attack:
     method = "attack"
     default_steps = 10
     universal = False
+    #: `attack` command options that only this method reads; setting them for another is an error.
+    cli_options: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_options(cls, model, opts: Any, common: dict) -> "Attack":
+        """Build from the `attack` command's options; `common` holds the shared settings (eps, steps, ...)."""
+        return cls(model, **common)
 
     def __init__(
         self,
@@ -78,7 +75,7 @@ class Attack:
         progress: bool = False,
     ) -> None:
         if norm not in NORMS:
-            raise UnifiedVizError(f"unknown norm {norm!r}: use one of {', '.join(NORMS)}")
+            raise UnifiedVizError(NORMS.unknown_message(norm))
         if not (isinstance(eps, (int, float)) and eps > 0):
             raise UnifiedVizError(f"eps must be a number > 0, got {eps!r}")
         if norm == "linf" and eps >= 1:
@@ -90,7 +87,7 @@ class Attack:
             raise UnifiedVizError(f"alpha (step size) must be > 0, got {alpha!r}")
         if batch_size is not None and batch_size < 1:
             raise UnifiedVizError(f"batch_size must be at least 1, got {batch_size}")
-        self.adapter = _adapter(model)
+        self.adapter = as_adapter(model)
         self.model = self.adapter.model
         self.eps = float(eps)
         self.norm = norm
@@ -171,7 +168,7 @@ class Attack:
         if self.stop_on_success:
             objective = WithLogits(objective)
         param = self.param(images.to(device), k)
-        optimizer = SignGradient(self.alpha) if self.norm == "linf" else NormalizedGradient(self.alpha)
+        optimizer = NORMS.get(self.norm)(self.alpha)
         tracker = _SuccessTracker(labels, targets, self.stop_on_success) if LOGITS in objective.layers else None
         run = render(self.adapter, objective, param, steps=self.steps, optimizer=optimizer, lr=self.alpha,
                      transforms=None, seed=self.seed + k, callback=tracker, progress=self.progress)
@@ -212,157 +209,6 @@ class _SuccessTracker:
     def steps_used(self, steps_run: int) -> torch.Tensor:
         return torch.where(self.first >= 0, self.first, torch.full_like(self.first, steps_run))
 
-
-# ---------------------------------------------------------------------- class attacks
-class FGSM(Attack):
-    """Fast gradient sign method: one step of size eps from the clean image (L-inf), or one
-    normalised-gradient step of length eps (L2)."""
-
-    method = "fgsm"
-    default_steps = 1
-
-    def __init__(self, model, *, eps: float = 8 / 255, norm: str = "linf", loss: str = "ce", **kwargs) -> None:
-        kwargs.setdefault("random_start", False)
-        kwargs.setdefault("steps", 1)
-        super().__init__(model, eps=eps, norm=norm, loss=loss, **kwargs)
-
-    def default_alpha(self) -> float:
-        return self.eps
-
-
-class PGD(Attack):
-    """Projected gradient descent (Madry et al.) from a random start in the ball, L-inf or L2."""
-
-    method = "pgd"
-    default_steps = 10
-
-
-# ---------------------------------------------------------------------- AM-driven attacks
-class UnitAttack(Attack):
-    """Push an intermediate unit up (or down) inside the ball, optionally with a class term.
-
-    The objective is `sign * unit_weight * unit + class_weight * class_loss`: with
-    `class_weight=0` it is pure activation maximisation of `unit` restricted to the ball
-    around each input; a class term (targeted if a target is given) steers the prediction too.
-    Unit values on the clean and adversarial images are reported (`unit_before`,
-    `unit_after`, `unit_raised`, which means "moved in the asked direction").
-    """
-
-    method = "am"
-    default_steps = 20
-
-    def __init__(self, model, unit: str | Unit, *, direction: str = "up", unit_weight: float = 1.0,
-                 class_weight: float = 0.0, random_start: bool = False, **kwargs) -> None:
-        super().__init__(model, random_start=random_start, **kwargs)
-        if direction not in ("up", "down"):
-            raise UnifiedVizError(f"direction must be 'up' or 'down', got {direction!r}")
-        self.unit = unit_objective(self.adapter, unit)
-        self.direction = direction
-        self.unit_weight = float(unit_weight)
-        self.class_weight = float(class_weight)
-
-    def objective(self, images, labels, targets, context) -> Objective:
-        sign = 1.0 if self.direction == "up" else -1.0
-        obj: Objective = (sign * self.unit_weight) * self.unit
-        if self.class_weight:
-            obj = obj + self.class_weight * self.class_term(labels, targets)
-        return obj
-
-    def describe(self) -> dict:
-        return {**super().describe(), "unit": self.unit.name, "direction": self.direction,
-                "unit_weight": self.unit_weight, "class_weight": self.class_weight}
-
-    def finish(self, result: AttackResult, context: dict) -> AttackResult:
-        before = unit_value(self.adapter, self.unit, result.images)
-        after = unit_value(self.adapter, self.unit, result.adversarial)
-        moved = after > before if self.direction == "up" else after < before
-        result.extra.update(unit_before=before, unit_after=after, unit_raised=moved.float(),
-                            unit=self.unit.name, direction=self.direction)
-        return result
-
-
-class FeatureMatch(Attack):
-    """Make each input's features at `layer` match a guide image's, inside the ball.
-
-    The guide is given at construction (`guide=`) or per call as `target=` (an image tensor
-    `[1 or N, C, H, W]` in [0, 1]). Success means the adversarial image takes the guide's
-    predicted class (reported as a targeted attack whose targets are the guides' classes).
-    """
-
-    method = "feature-match"
-    default_steps = 50
-
-    def __init__(self, model, layer: str, *, guide: torch.Tensor | None = None, class_weight: float = 0.0,
-                 random_start: bool = False, **kwargs) -> None:
-        super().__init__(model, random_start=random_start, **kwargs)
-        self.layer = self.adapter.layer(layer).name
-        self.guide = guide
-        self.class_weight = float(class_weight)
-
-    def prepare(self, images, labels, target, clean_probs, context):
-        if target is not None and not (isinstance(target, torch.Tensor) and target.dim() == 4):
-            raise UnifiedVizError("a feature-matching attack's target is a guide image tensor [1 or N, C, H, W], "
-                                  f"not {type(target).__name__}: its class becomes the target")
-        guide = target if target is not None else self.guide
-        if guide is None:
-            raise UnifiedVizError("feature matching needs a guide image: FeatureMatch(..., guide=IMAGES) "
-                                  "or attack(images, labels, target=IMAGES)")
-        guide = check_images(guide, self.model, what="guide images")
-        if guide.shape[0] not in (1, images.shape[0]):
-            raise UnifiedVizError(f"give 1 guide image or one per input ({images.shape[0]}), not {guide.shape[0]}")
-        with torch.no_grad():
-            feats = self.adapter.capture(guide.to(device_of(self.model)), [self.layer])[self.layer]
-        context["guide_features"] = feats
-        context["guide"] = guide
-        return predict(self.model, guide).argmax(1).expand(images.shape[0]).clone()
-
-    def objective(self, images, labels, targets, context) -> Objective:
-        feats = context["guide_features"]
-        if feats.shape[0] > 1:
-            feats = feats[context["slice"]]
-        obj: Objective = FeatureMatchObjective(self.layer, feats)
-        if self.class_weight:
-            obj = obj + self.class_weight * self.class_term(labels, targets)
-        return obj
-
-    def describe(self) -> dict:
-        return {**super().describe(), "layer": self.layer, "class_weight": self.class_weight}
-
-    def finish(self, result: AttackResult, context: dict) -> AttackResult:
-        guide = context["guide_features"].cpu()
-        dist = {}
-        for key, x in (("feature_distance_before", result.images), ("feature_distance_after", result.adversarial)):
-            with torch.no_grad():
-                f = self.adapter.capture(x.to(device_of(self.model)), [self.layer])[self.layer].cpu()
-            dist[key] = (f - guide).flatten(1).pow(2).sum(1) / guide.flatten(1).pow(2).sum(1).clamp(min=1e-12)
-        result.extra.update(dist, layer=self.layer)
-        return result
-
-
-class UniversalPerturbation(Attack):
-    """One perturbation shared by every image of a batch (Moosavi-Dezfooli et al.'s goal, PGD-style).
-
-    Each image is `clip(x + v, 0, 1)` with the shared `v` in the ball
-    (`PerturbationParam(universal=True)`). Default loss "cw" with a cap kappa: images already
-    fooled stop pulling on the shared delta, so it serves the images it does not fool yet;
-    kappa 2 (a logit margin) keeps pulling a little past the boundary (on the digits CNN at
-    eps 0.2: 76% fooled vs 70% with 0).
-    """
-
-    method = "universal"
-    default_steps = 40
-    universal = True
-
-    def __init__(self, model, *, loss: str = "cw", kappa: float | None = 2.0, random_start: bool = False,
-                 **kwargs) -> None:
-        super().__init__(model, loss=loss, kappa=kappa, random_start=random_start, **kwargs)
-
-    def default_alpha(self) -> float:
-        return max(self.eps / 20, 5 * self.eps / self.steps)
-
-    def param(self, images: torch.Tensor, k: int) -> PerturbationParam:
-        return PerturbationParam(images, eps=self.eps, norm=self.norm, random_start=self.random_start,
-                                 universal=True, seed=self.seed + k)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -437,15 +283,5 @@ def unit_value(adapter: Adapter, unit: Objective, images: torch.Tensor, batch_si
     return torch.cat(out)
 
 
-def _adapter(model) -> Adapter:
-    if isinstance(model, Adapter):
-        return model
-    if isinstance(model, str):
-        return Adapter(load_model(model))
-    if isinstance(model, nn.Module):
-        return Adapter(model)
-    raise UnifiedVizError(f"model must be a source string, an nn.Module or an Adapter, not {type(model).__name__}")
-
-
-__all__ = ["Attack", "FGSM", "PGD", "UnitAttack", "FeatureMatch", "UniversalPerturbation", "resolve_targets",
-           "check_images", "check_labels", "unit_value", "NORMS", "TARGET_RULES"]
+__all__ = ["ATTACKS", "NORMS", "TARGET_RULES", "Attack", "resolve_targets", "check_images", "check_labels",
+           "unit_value"]

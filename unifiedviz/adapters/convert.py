@@ -1,0 +1,20 @@
+"""`as_adapter`: the one way any model argument (source string, module, VizModel, Adapter) becomes an Adapter."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import UnifiedVizError
+from .core import Adapter
+
+
+def as_adapter(model) -> Adapter:
+    """An `Adapter` for `model`: an Adapter as is, a source string loaded, a module wrapped."""
+    if isinstance(model, Adapter):
+        return model
+    if isinstance(model, str):
+        from ..models import load_model
+
+        return Adapter(load_model(model))
+    if isinstance(model, nn.Module):
+        return Adapter(model)
+    raise UnifiedVizError(f"model must be a source string, an nn.Module or an Adapter, not {type(model).__name__}")

@@ -1,0 +1,77 @@
+"""`unifiedviz visualize MODEL UNITS... [options]` or `unifiedviz visualize --config FILE.yaml`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import UnifiedVizError
+from ..optimizers import OPTIMIZERS
+from ..options import option
+from ..params import PARAMS
+from ..transforms import TRANSFORMS
+from .command import Command, ModelOptions, load_model_from, register
+
+
+@dataclass
+class VisualizeOptions(ModelOptions):
+    units: list[str] = option([], "unit addresses, e.g. layer3:channel=0:8 (ranges expand to many units)",
+                              positional=True)
+    steps: int = option(256, "optimisation steps")
+    param: str = option("fourier", "image parameterisation", choices=lambda: PARAMS.names())
+    lr: float = option(0.05, "learning rate, e.g. 0.05 or 1/20")
+    optimizer: str = option("adam", "optimiser", choices=lambda: OPTIMIZERS.names())
+    seed: int = option(0, "random seed; a unit gets the same image alone or in any batch")
+    batch_size: int = option(32, "units rendered together")
+    per_unit: int = option(1, "images per unit")
+    diversity: float = option(0.0, "weight of the diversity term (needs --per-unit >= 2)")
+    tv: float = option(0.0, "weight of the total-variation penalty")
+    class_score: Literal["logit", "logprob"] = option("logit", "what class units maximise",
+                                                      choices=["logit", "logprob"])
+    transforms: str = option("standard", "robustness transforms", choices=lambda: TRANSFORMS.names())
+    reference: str | None = option(None, "images (folder, file or 'digits') to report each unit's max activation over",
+                                   metavar="IMAGES")
+    snapshots: list[int] = option([], "also save grids at these steps", metavar="STEP")
+    out: str = option("runs/visualize", "output folder: new, or an earlier visualize run's (replaced whole)",
+                      metavar="DIR")
+
+    def check(self) -> None:
+        super().check()
+        if not self.units:
+            raise UnifiedVizError("give MODEL and UNITS (or a --config with 'model' and 'units')")
+        for name in ("steps", "batch_size", "per_unit"):
+            if getattr(self, name) < 1:
+                raise UnifiedVizError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise UnifiedVizError(f"lr must be > 0, got {self.lr}")
+
+
+@register("visualize")
+class Visualize(Command):
+    help = "render images that maximise units (activation maximisation)"
+    description = ("Render one image per unit. UNITS are addresses such as layer3:channel=0:8, "
+                   "blocks.6.mlp.fc1:neuron=5, blocks.4.attn:head=2, class=3. Options may come from --config.")
+    options = VisualizeOptions
+
+    def run(self, opts: VisualizeOptions) -> int:
+        from ..inputs import load_inputs
+        from ..objectives import total_variation
+        from ..report.run_folder import claim
+        from ..report.visualization import write_visualization
+        from ..visualize import visualize
+
+        folder = claim(opts.out, "visualize")  # before any work: a foreign folder is refused now
+        model = load_model_from(opts)
+        reference = load_inputs(opts.reference, model.spec).images if opts.reference else None
+        result = visualize(
+            model, opts.units, steps=opts.steps, param=opts.param, lr=opts.lr, optimizer=opts.optimizer,
+            transforms=opts.transforms, seed=opts.seed, batch_size=opts.batch_size, per_unit=opts.per_unit,
+            diversity=opts.diversity, class_score=opts.class_score,
+            regularizer=opts.tv * total_variation() if opts.tv else None, reference=reference,
+            snapshot_steps=opts.snapshots, progress=not opts.quiet,
+        )
+        with folder.writing() as tmp:
+            write_visualization(result, tmp)
+        for name, value in zip(result.names, result.activations.tolist()):
+            print(f"{name}\t{value:.4g}")
+        print(f"wrote {len(result.names)} images, grid.png and summary.json to {opts.out}")
+        return 0
