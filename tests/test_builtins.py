@@ -9,7 +9,7 @@ from torch import nn
 from unifiedviz.datasets import DIGITS_CLASSES, load_digits_images
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.models.builtin import BUILTINS, build_builtin, builtin_metadata, weights_path
-from unifiedviz.models.builtin.cifar_resnet20 import CIFAR10_CLASSES
+from unifiedviz.models.builtin.cifar_resnet import CIFAR10_CLASSES
 from unifiedviz.models.spec import VizModel
 
 DIGITS_MODELS = ["digits-cnn", "digits-vit"]
@@ -85,9 +85,13 @@ def test_digits_vit_uses_timm_names_and_prefix_token():
     assert seen["tokens"].shape == (3, 1 + 64, 64)  # CLS + 8x8 patches, width 64
 
 
-# --- cifar_resnet20 -------------------------------------------------------------------
+# --- cifar_resnet20 ... cifar_resnet110 -------------------------------------------------
 
-def _reference_resnet20_shapes() -> dict[str, tuple[int, ...]]:
+CIFAR_RESNETS = {"cifar_resnet20": 3, "cifar_resnet32": 5, "cifar_resnet44": 7, "cifar_resnet56": 9,
+                 "cifar_resnet110": 18}  # name -> BasicBlocks per stage (depth 6n + 2)
+
+
+def _reference_resnet_shapes(blocks: int = 3) -> dict[str, tuple[int, ...]]:
     """Keys and shapes of the akamaster checkpoints, written out from their published layout."""
     def bn(prefix, n):
         return {f"{prefix}.{k}": (n,) for k in ("weight", "bias", "running_mean", "running_var")}
@@ -95,7 +99,7 @@ def _reference_resnet20_shapes() -> dict[str, tuple[int, ...]]:
     shapes = {"conv1.weight": (16, 3, 3, 3), **bn("bn1", 16)}
     in_planes = 16
     for stage, planes in zip((1, 2, 3), (16, 32, 64)):
-        for block in range(3):
+        for block in range(blocks):
             p = f"layer{stage}.{block}"
             shapes[f"{p}.conv1.weight"] = (planes, in_planes, 3, 3)
             shapes.update(bn(f"{p}.bn1", planes))
@@ -113,11 +117,27 @@ def _load_akamaster_checkpoint(model: VizModel, path: Path) -> dict:
     return ckpt
 
 
-def test_cifar_resnet20_matches_checkpoint_key_layout():
-    net = build_builtin("cifar_resnet20").net
+@pytest.mark.parametrize("name, blocks", CIFAR_RESNETS.items())
+def test_cifar_resnets_match_checkpoint_key_layout_and_block_counts(name, blocks):
+    from unifiedviz.models.builtin.cifar_resnet import BasicBlock
+
+    assert name in BUILTINS
+    model = build_builtin(name)
+    assert model.source == f"builtin:{name}" and model.spec.shape == (3, 32, 32) and not model.training
+    net = model.net
+    per_stage = [sum(isinstance(m, BasicBlock) for m in getattr(net, f"layer{s}").modules()) for s in (1, 2, 3)]
+    assert per_stage == [blocks] * 3
+    assert 2 * sum(per_stage) + 2 == int(name.removeprefix("cifar_resnet"))  # two convs per block + stem + fc
     # BatchNorm's num_batches_tracked is newer than those checkpoints; everything else must match.
     ours = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-    assert ours == _reference_resnet20_shapes()
+    assert ours == _reference_resnet_shapes(blocks)
+
+
+def test_cifar_resnet20_is_still_importable_by_name():
+    from unifiedviz.models.builtin import cifar_resnet20
+
+    assert cifar_resnet20.__name__ == "cifar_resnet20"
+    assert sum(1 for _ in cifar_resnet20(load_weights=False).net.layer2) == 3
 
 
 def test_cifar_resnet20_loads_checkpoint_format(tmp_path):
@@ -142,6 +162,32 @@ def test_cifar_resnet20_loads_checkpoint_format(tmp_path):
     with torch.no_grad():
         assert torch.allclose(target(x), source(x), atol=1e-6)
         assert not torch.allclose(build_builtin("cifar_resnet20")(x), source(x), atol=1e-3)
+
+
+def test_cifar_resnet56_loads_an_akamaster_checkpoint_through_load_model(tmp_path, one_thread):
+    from unifiedviz.models import load_model
+    from unifiedviz.models.builtin.cifar_resnet import cifar_resnet_net
+
+    torch.manual_seed(0)
+    reference = cifar_resnet_net(56).eval()
+    with torch.no_grad():  # non-trivial BN statistics so a mis-loaded buffer would show
+        for name, t in reference.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5 if "running_var" in name else torch.randn_like(t) * 0.1)
+    # akamaster's trainer saves {'best_prec1': ..., 'state_dict': model.state_dict()} of a DataParallel model.
+    state = OrderedDict(
+        (f"module.{k}", v.clone()) for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")
+    )
+    path = tmp_path / "resnet56.th"
+    torch.save({"best_prec1": 93.0, "state_dict": state}, path)
+
+    model = load_model("builtin:cifar_resnet56", weights=path)
+    assert model.spec.shape == (3, 32, 32) and model.class_names == CIFAR10_CLASSES
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference(model.normalise(x))
+        torch.testing.assert_close(model(x), expected)
+        assert not torch.allclose(build_builtin("cifar_resnet56")(x), expected, atol=1e-3)
 
 
 def test_cifar_resnet20_blocks_and_relus_are_hookable():

@@ -53,7 +53,8 @@ def test_hf_source_reads_config_and_preprocessing(hf_vit_dir, tmp_path):
 
 def test_module_sources():
     conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
-    model = load_model(conv)
+    with pytest.warns(UserWarning, match="guessed as 3x224x224 without normalisation"):
+        model = load_model(conv)
     assert model.net is conv and model.spec.shape == (3, 224, 224) and model.spec.mean == (0.0,)
     assert load_model(model) is model  # a VizModel passes through
 
@@ -72,7 +73,7 @@ def test_builtin_source_has_class_names():
 @pytest.mark.parametrize("source, message", [
     ("resnet18", r"cannot read model source 'resnet18': write SCHEME:NAME"),
     ("timm:", r"cannot read model source"),
-    ("keras:resnet50", r"SCHEME one of timm, torchvision, hf, tl, builtin"),
+    ("keras:resnet50", r"SCHEME one of timm, torchvision, hf, tl, builtin, py"),
     ("timm:resnet1800", r"unknown timm model 'resnet1800'; closest: .*resnet18"),
     ("timm:resnet*", r"unknown timm model 'resnet\*'"),
     ("torchvision:resnet1800", r"unknown torchvision model 'resnet1800'; closest: .*resnet18"),
@@ -161,7 +162,7 @@ def test_prefix_is_kept_when_the_architecture_itself_uses_it(tmp_path):
 
     source = Wrapper()
     torch.save(source.state_dict(), tmp_path / "w.pt")
-    model = load_model(Wrapper(), weights=tmp_path / "w.pt")
+    model = load_model(Wrapper(), weights=tmp_path / "w.pt", input_size=(3,), channels=1)
     torch.testing.assert_close(model.net.model.weight, source.model.weight)
 
 

@@ -22,7 +22,7 @@ def reference(hf_vit_dir):
 def bridge(hf_vit_dir):
     from transformers import ViTForImageClassification
 
-    from unifiedviz.adapters.transformer_lens import boot_bridge
+    from unifiedviz.models.bridges import boot_bridge
 
     return boot_bridge(ViTForImageClassification.from_pretrained(hf_vit_dir), "tiny-vit")
 

@@ -1,4 +1,4 @@
-"""Model sources (`timm:`, `torchvision:`, `hf:`, `builtin:`, any nn.Module) and their input contract."""
+"""Model sources (`timm:`, `torchvision:`, `hf:`, `tl:`, `builtin:`, `py:`, any nn.Module) and their input contract."""
 from .checkpoints import load_weights, read_state_dict
 from .sources import load_model
 from .spec import InputSpec, VizModel, as_viz_model

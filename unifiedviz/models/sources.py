@@ -1,8 +1,9 @@
 """One string names a model everywhere: `timm:NAME`, `torchvision:NAME`, `hf:LOCAL_DIR`, `tl:LOCAL_DIR`,
-`builtin:NAME`.
+`builtin:NAME`, `py:FILE.py[:FACTORY]`.
 
 Every loader returns a `VizModel` that carries its input contract, so the rest of the toolkit
-can feed it [0, 1] images. Weights never come from pickled code (see checkpoints.py).
+can feed it [0, 1] images; the contract arguments of `load_model` override it. Weights never
+come from pickled code (see checkpoints.py).
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import difflib
 import warnings
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from torch import nn
 
 from ..errors import UnifiedVizError
+from .bridges import is_bridge
 from .checkpoints import load_weights
+from .contract import merge_contract, parse_contract
 from .spec import InputSpec, VizModel, as_viz_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,33 +31,82 @@ def load_model(
     pretrained: bool = False,
     weights: str | Path | None = None,
     num_classes: int | None = None,
+    input_size: int | Sequence[int] | None = None,
+    channels: int | None = None,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
+    class_names: Sequence[str] | None = None,
+    spec: InputSpec | None = None,
 ) -> VizModel:
     """Build the model `source` names (in eval mode), ready for [0, 1] inputs.
 
     `source` is a string such as "timm:vit_tiny_patch16_224", "torchvision:resnet18",
     "hf:./my_vit", "tl:./my_vit" (that HF model inside a TransformerLens bridge),
-    "builtin:digits-cnn", or an `nn.Module` (including TransformerLens bridges). `weights`
-    is a checkpoint (.safetensors or a weights-only torch file) loaded into the architecture;
-    `pretrained` asks timm/torchvision for their published weights.
+    "builtin:digits-cnn", "py:my_nets.py:resnet56" (calls `resnet56()` from that file, which
+    runs its code: see py_source.py), or an `nn.Module` (including TransformerLens bridges).
+    `weights` is a checkpoint (.safetensors or a weights-only torch file) loaded into the
+    architecture; `pretrained` asks timm/torchvision for their published weights.
+
+    The input contract (what the model expects of its [0, 1] input) comes from the source;
+    these override it, for any source: `input_size` (an int for square images, (H, W), or (L,)
+    for 1-D inputs), `channels`, `mean` and `std` (a number for every channel or one per
+    channel), or all of it as `spec=InputSpec(...)` (not together with the others);
+    `class_names` names the outputs. A plain module carries no contract: without these it is
+    guessed as 3x224x224 without normalisation, with a warning.
     """
+    contract = parse_contract(input_size=input_size, channels=channels, mean=mean, std=std, spec=spec)
+    names = _class_names(class_names)
     if isinstance(source, nn.Module):
         model = wrap_module(source)
+        label = f"this {type(source).__name__}"
     elif isinstance(source, str):
         scheme, sep, name = source.partition(":")
         if not sep or not name or scheme not in _LOADERS:
             raise UnifiedVizError(
                 f"cannot read model source {source!r}: write SCHEME:NAME with SCHEME one of "
-                f"{', '.join(_LOADERS)} (e.g. 'timm:resnet18', 'builtin:digits-cnn')"
+                f"{', '.join(_LOADERS)} (e.g. 'timm:resnet18', 'builtin:digits-cnn', 'py:my_net.py:build_model')"
             )
         model = _LOADERS[scheme](name, pretrained=pretrained, num_classes=num_classes).eval()
+        label = model.source
     else:
         raise UnifiedVizError(f"model source must be a string or an nn.Module, not {type(source).__name__}")
+    if contract is not None or names is not None:
+        new_spec = model.spec if contract is None else merge_contract(model.spec, contract)
+        guessed = model.spec_guessed and contract is None
+        model = _with_contract(model, new_spec, names)
+        model.spec_guessed = guessed
+    if model.spec_guessed and not isinstance(source, VizModel):  # a VizModel's contract was chosen
+        warnings.warn(
+            f"{label} carries no input contract, so it is guessed as 3x224x224 without normalisation: "
+            "pass it, e.g. load_model(net, input_size=(32, 32), mean=(...), std=(...)) "
+            "(and channels=C if not 3), or spec=InputSpec(...)",
+            UserWarning, stacklevel=2,
+        )
     if weights is not None:
         load_weights(model.net, weights)
     elif isinstance(source, str) and source.startswith("builtin:") and not _ships_weights(source[8:]):
         warnings.warn(f"{source} ships no weights, so it is randomly initialised: pass weights=PATH (--weights)",
                       stacklevel=2)
     return model
+
+
+def _with_contract(model: VizModel, spec: InputSpec, class_names: list[str] | None) -> VizModel:
+    """A new VizModel around the same net with `spec` (and `class_names`, if given)."""
+    out = VizModel(model.net, spec, source=model.source, num_prefix_tokens=model.num_prefix_tokens,
+                   class_names=model.class_names if class_names is None else class_names)
+    return out.train(model.training)
+
+
+def _class_names(names) -> list[str] | None:
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) or not names \
+            or not all(isinstance(n, str) for n in names):
+        raise UnifiedVizError(
+            f"class_names must be a non-empty list of strings, one per output, not {names!r}: "
+            "e.g. class_names=['cat', 'dog']"
+        )
+    return list(names)
 
 
 def _ships_weights(name: str) -> bool:
@@ -71,8 +123,7 @@ def _timm(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     net = _fetch(lambda: timm.create_model(name, pretrained=pretrained, **kwargs), "timm", name, pretrained)
     cfg = net.pretrained_cfg or {}
-    c, h, w = cfg.get("input_size", (3, 224, 224))
-    spec = InputSpec((h, w), c, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
+    spec = _timm_spec(cfg)
     classes = cfg.get("label_names") if pretrained else None
     return VizModel(net, spec, source=f"timm:{name}", num_prefix_tokens=int(getattr(net, "num_prefix_tokens", 0)),
                     class_names=classes)
@@ -103,7 +154,7 @@ def _hf(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
 
 
 def _tl(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
-    from ..adapters.transformer_lens import boot_bridge
+    from .bridges import boot_bridge
 
     bridge = boot_bridge(_hf_net(name, "tl"), name)
     return _bridge_viz_model(bridge, folder=Path(name), source=f"tl:{name}")
@@ -157,22 +208,46 @@ def _builtin(name: str, *, pretrained: bool, num_classes: int | None) -> VizMode
     return build_builtin(name)
 
 
+def _py(name: str, *, pretrained: bool, num_classes: int | None) -> VizModel:
+    from .py_source import build_from_file
+
+    if pretrained or num_classes is not None:
+        raise UnifiedVizError(
+            f"py:{name}: the factory is called without arguments, so --pretrained/num_classes do not apply: "
+            "build the model you want in the factory (load published weights there, or pass weights=PATH)"
+        )
+    net, source = build_from_file(name)
+    model = wrap_module(net)
+    if model.source == "module":
+        model.source = source
+    return model
+
+
 def wrap_module(module: nn.Module) -> VizModel:
-    """A VizModel for a module, with the input contract it carries (HF config, TL bridge, timm cfg)."""
+    """A VizModel for a module, with the input contract it carries (HF config, TL bridge, timm cfg).
+
+    A module with none gets the 3x224x224 guess, flagged `spec_guessed` (load_model warns).
+    """
     if isinstance(module, VizModel):
         return module
-    from ..adapters.transformer_lens import is_bridge
-
     if is_bridge(module):
         return _bridge_viz_model(module, source=f"tl:{type(module).__name__}")
     if hasattr(module, "config") and hasattr(getattr(module, "config"), "model_type"):
         return hf_viz_model(module, source=f"hf:{type(module).__name__}")
+    cfg = getattr(module, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and "input_size" in cfg:  # a timm model: its cfg has size and mean/std
+        return as_viz_model(module, _timm_spec(cfg))
     return as_viz_model(module)
+
+
+def _timm_spec(cfg: dict) -> InputSpec:
+    c, h, w = cfg.get("input_size", (3, 224, 224))
+    return InputSpec((h, w), c, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
 
 
 def _bridge_viz_model(bridge: nn.Module, *, folder: Path | None = None, source: str) -> VizModel:
     """The bridge's input contract is that of the HF model it wraps; the bridge returns logits."""
-    from ..adapters.transformer_lens import original_model
+    from .bridges import original_model
 
     hf = hf_viz_model(original_model(bridge), folder)
     return VizModel(bridge, hf.spec, source=source, num_prefix_tokens=hf.num_prefix_tokens,
@@ -204,4 +279,5 @@ _LOADERS: dict[str, Callable[..., VizModel]] = {
     "hf": _hf,
     "tl": _tl,
     "builtin": _builtin,
+    "py": _py,
 }

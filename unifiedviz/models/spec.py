@@ -42,6 +42,8 @@ class VizModel(nn.Module):
     """A classifier that takes [0, 1] inputs, normalises them, and returns logits.
 
     `net` is the wrapped module; layer names are relative to it (`layer3.1`, not `net.layer3.1`).
+    `spec_guessed` is True when `spec` is the 3x224x224, no-normalisation default for a module
+    whose contract could not be read (see `as_viz_model`), rather than read or given.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class VizModel(nn.Module):
         self.source = source
         self.num_prefix_tokens = num_prefix_tokens
         self.class_names = list(class_names) if class_names is not None else None
+        self.spec_guessed = False
         shape = (1, -1) + (1,) * len(spec.size)
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(shape), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(shape), persistent=False)
@@ -93,9 +96,12 @@ def as_viz_model(model: nn.Module, spec: InputSpec | None = None) -> VizModel:
     """Wrap a plain module (identity normalisation) unless it is already a VizModel."""
     if isinstance(model, VizModel):
         return model
+    guessed = spec is None and not _has_timm_cfg(model)
     if spec is None:
         spec = guess_spec(model)
-    return VizModel(model, spec, source="module", num_prefix_tokens=_prefix_tokens(model))
+    viz = VizModel(model, spec, source="module", num_prefix_tokens=_prefix_tokens(model))
+    viz.spec_guessed = guessed
+    return viz
 
 
 def guess_spec(model: nn.Module) -> InputSpec:
@@ -103,6 +109,11 @@ def guess_spec(model: nn.Module) -> InputSpec:
     cfg = getattr(model, "pretrained_cfg", None) or {}
     size = tuple(cfg.get("input_size", (3, 224, 224)))
     return InputSpec(size=size[1:], channels=size[0])
+
+
+def _has_timm_cfg(model: nn.Module) -> bool:
+    cfg = getattr(model, "pretrained_cfg", None)
+    return isinstance(cfg, dict) and "input_size" in cfg
 
 
 def _prefix_tokens(model: nn.Module) -> int:

@@ -1,7 +1,9 @@
 """Small models that ship with the package, addressable by name (`builtin:digits-cnn`).
 
 `digits-cnn` and `digits-vit` come with weights trained offline on scikit-learn digits
-(scripts/train_builtins.py); `cifar_resnet20` is the architecture only, for user checkpoints.
+(scripts/train_builtins.py); the CIFAR ResNets `cifar_resnet20`, `cifar_resnet32`,
+`cifar_resnet44`, `cifar_resnet56` and `cifar_resnet110` are architectures only, for user
+checkpoints.
 """
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ from typing import Callable
 from ...errors import UnifiedVizError
 from ..spec import VizModel
 from ._weights import builtin_metadata, weights_path
-from .cifar_resnet20 import CIFAR10_CLASSES, CIFAR10_SPEC, cifar_resnet20
+from .cifar_resnet import CIFAR10_CLASSES, CIFAR10_SPEC, CIFAR_RESNETS, cifar_resnet, cifar_resnet20
 from .digits_cnn import DIGITS_SPEC, digits_cnn
 from .digits_vit import digits_vit
 
 BUILTINS: dict[str, Callable[..., VizModel]] = {
     "digits-cnn": digits_cnn,
     "digits-vit": digits_vit,
-    "cifar_resnet20": cifar_resnet20,
+    **CIFAR_RESNETS,
 }
 
 
@@ -30,6 +32,6 @@ def build_builtin(name: str, *, load_weights: bool = True) -> VizModel:
 
 __all__ = [
     "BUILTINS", "build_builtin", "builtin_metadata", "weights_path",
-    "digits_cnn", "digits_vit", "cifar_resnet20",
+    "digits_cnn", "digits_vit", "cifar_resnet", "cifar_resnet20",
     "DIGITS_SPEC", "CIFAR10_SPEC", "CIFAR10_CLASSES",
 ]

@@ -1,12 +1,17 @@
-"""`cifar_resnet20`: the CIFAR-10 ResNet-20 of He et al. (2015), option-A shortcuts.
+"""`cifar_resnet20/32/44/56/110`: the CIFAR-10 ResNets of He et al. (2015), option-A shortcuts.
 
-Parameter and buffer names match the widely used akamaster/pytorch_resnet_cifar10 checkpoints
-(`conv1`, `bn1`, `layer{1,2,3}.{0,1,2}.{conv1,bn1,conv2,bn2}`, `linear`), so such a checkpoint
-loads strictly once its DataParallel `module.` prefix is stripped. No weights ship with the
-package: pass a checkpoint. ReLUs, the shortcut and the pooling are parameter-free modules so
-each is hookable without changing the key names; every block is hookable as `layerS.B`.
+Depth 6n+2 with n BasicBlocks in each of three stages (16/32/64 channels at 32/16/8 px):
+n = 3, 5, 7, 9, 18 for ResNet-20, 32, 44, 56, 110. Parameter and buffer names match the widely
+used akamaster/pytorch_resnet_cifar10 checkpoints (`conv1`, `bn1`,
+`layer{1,2,3}.{0..n-1}.{conv1,bn1,conv2,bn2}`, `linear`), so such a checkpoint loads strictly
+once its DataParallel `module.` prefix is stripped (`load_model(..., weights=PATH)` does that).
+No weights ship with the package. ReLUs, the shortcut and the pooling are parameter-free
+modules so each is hookable without changing the key names; every block is hookable as
+`layerS.B`.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,9 +19,10 @@ from torch import nn
 
 from ..spec import InputSpec, VizModel
 
-NAME = "cifar_resnet20"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_SPEC = InputSpec(size=(32, 32), channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+#: depth -> BasicBlocks per stage (depth = 6 * blocks + 2).
+DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
 
 
 class ShortcutA(nn.Module):
@@ -79,12 +85,31 @@ class CifarResNet(nn.Module):
         return self.linear(self.flatten(self.avgpool(x)))
 
 
-def cifar_resnet20_net() -> CifarResNet:
-    return CifarResNet((3, 3, 3))
+def cifar_resnet_net(depth: int) -> CifarResNet:
+    """The bare network (no normalisation) of ResNet-`depth`, depth one of 20, 32, 44, 56, 110."""
+    if depth not in DEPTHS:
+        raise ValueError(f"CIFAR ResNet depth must be one of {', '.join(map(str, DEPTHS))}, not {depth}")
+    n = DEPTHS[depth]
+    return CifarResNet((n, n, n))
 
 
-def cifar_resnet20(*, load_weights: bool = True) -> VizModel:
-    """Randomly initialised ResNet-20 in eval mode; `load_weights` is accepted but nothing
-    ships for it: load a checkpoint (e.g. `load_model(..., weights=PATH)`)."""
-    net = cifar_resnet20_net()
-    return VizModel(net, CIFAR10_SPEC, source=f"builtin:{NAME}", class_names=CIFAR10_CLASSES).eval()
+def cifar_resnet(depth: int, *, load_weights: bool = True) -> VizModel:
+    """Randomly initialised ResNet-`depth` in eval mode; `load_weights` is accepted but nothing
+    ships for it: load a checkpoint (e.g. `load_model("builtin:cifar_resnet56", weights=PATH)`)."""
+    net = cifar_resnet_net(depth)
+    return VizModel(net, CIFAR10_SPEC, source=f"builtin:cifar_resnet{depth}", class_names=CIFAR10_CLASSES).eval()
+
+
+def _member(depth: int) -> Callable[..., VizModel]:
+    def build(*, load_weights: bool = True) -> VizModel:
+        return cifar_resnet(depth, load_weights=load_weights)
+
+    build.__name__ = build.__qualname__ = f"cifar_resnet{depth}"
+    build.__doc__ = (f"Randomly initialised CIFAR ResNet-{depth} ({DEPTHS[depth]} blocks per stage) in eval mode; "
+                     "no weights ship: load a checkpoint.")
+    return build
+
+
+#: Every family member by its built-in name: `cifar_resnet20` ... `cifar_resnet110`.
+CIFAR_RESNETS: dict[str, Callable[..., VizModel]] = {f"cifar_resnet{d}": _member(d) for d in DEPTHS}
+cifar_resnet20 = CIFAR_RESNETS["cifar_resnet20"]  # importable by name, as before the family existed
