@@ -86,3 +86,47 @@ def test_shipped_visualize_configs_are_valid(name):
     opts = build(VisualizeOptions, read_yaml(CONFIGS / name), name)
     opts.check()
     assert opts.model and opts.units
+
+
+NETS_PY = '''
+import torch
+from torch import nn
+
+
+def small_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 4))
+'''
+
+
+def test_visualize_a_users_own_model_code(tmp_path):
+    """`py:FILE.py:factory` with its input contract on the command line renders 32-px images."""
+    (tmp_path / "nets.py").write_text(NETS_PY)
+    out = tmp_path / "run"
+    argv = ["visualize", f"py:{tmp_path / 'nets.py'}:small_cnn", "0:channel=0:2", "class=3", "--input-size", "32",
+            "--mean", "0.49", "0.48", "0.45", "--std", "0.25", "--steps", "3", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [u["address"] for u in summary["units"]] == ["0:channel=0", "0:channel=1", "class=3"]
+    from PIL import Image
+
+    assert Image.open(out / "unit_000.png").size == (32, 32)
+
+
+def test_load_model_with_a_contract_renders_at_that_size():
+    import warnings
+
+    import torch
+    from torch import nn
+
+    import unifiedviz as uv
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the contract is given: no guess, no warning
+        model = uv.load_model(net, input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    result = uv.visualize(model, "class=1", steps=2, progress=False)
+    assert tuple(result.images.shape) == (1, 3, 32, 32)

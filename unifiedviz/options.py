@@ -298,8 +298,9 @@ def resolve(cls: type, args: argparse.Namespace, *, source: str = "the command l
 
 
 def _fill_positionals(opts: Any, cls: type, values: list[str]) -> None:
-    """Bare arguments fill the positional fields in order; a field whose `accepts` rejects a value
-    is left as the config set it (so `--config FILE conv1:channel=0` gives units, not a model)."""
+    """Bare arguments fill the positional fields in order; a field that the config already set and
+    whose `accepts` rejects the value keeps the config's (`--config FILE conv1:channel=0` gives
+    units, not a model); an unset field takes the value, so its own check explains a bad one."""
     hints = typing.get_type_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.metadata.get("positional")]
     for f in fields:
@@ -310,7 +311,7 @@ def _fill_positionals(opts: Any, cls: type, values: list[str]) -> None:
         if _is_list(hint):
             setattr(opts, f.name, coerce(values, hint, f.name.upper(), "the command line"))
             values = []
-        elif accepts is None or accepts(values[0]):
+        elif accepts is None or accepts(values[0]) or getattr(opts, f.name) in (None, "", []):
             setattr(opts, f.name, coerce(values.pop(0), hint, f.name.upper(), "the command line"))
     if values:
         raise UnifiedVizError(f"unexpected argument(s) {' '.join(values)!r}: see --help for the command's arguments")
