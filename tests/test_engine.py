@@ -12,6 +12,9 @@ from unifiedviz import objectives as obj
 from unifiedviz.models import InputSpec, VizModel
 from unifiedviz.optimizers import RandomSearch
 from unifiedviz.params import GeneratorParam, PixelParam, SequenceParam
+from unifiedviz.report.run_folder import MANIFEST
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_cnn(seed: int = 0) -> VizModel:
@@ -213,11 +216,64 @@ def test_weights_are_restored_after_rendering():
 def test_save_writes_grid_pngs_and_summary(tmp_path):
     model = small_cnn()
     reference = torch.rand(16, 3, 24, 24)
-    result = uv.visualize(model, "conv2:channel=0:3", steps=20, reference=reference, progress=False)
+    result = uv.visualize(model, "conv2:channel=0:3", steps=20, reference=reference, snapshot_steps=(0, 5),
+                          progress=False)
     out = result.save(tmp_path / "run")
+    assert out == tmp_path / "run"
     summary = json.loads((out / "summary.json").read_text())
     assert [u["address"] for u in summary["units"]] == ["conv2:channel=0", "conv2:channel=1", "conv2:channel=2"]
     acts = uv.Adapter(model).capture(reference, ["conv2"])["conv2"].mean((2, 3))[:, :3].max(0).values
     assert [u["reference_max"] for u in summary["units"]] == pytest.approx(acts.tolist(), rel=1e-5)
-    assert {"grid.png", "unit_000.png", "unit_002.png"} <= {p.name for p in out.iterdir()}
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
+    names = {p.name for p in out.iterdir()}
+    assert {"grid.png", "unit_000.png", "unit_002.png", "grid_step00000.png", "grid_step00005.png"} <= names
+    assert [n for n in names if n.startswith(".")] == [MANIFEST]  # no temp files left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nor hidden sibling folders
+
+
+def test_save_again_replaces_the_folder_and_refuses_foreign_ones(tmp_path):
+    model = small_cnn()
+    kwargs = dict(steps=2, progress=False)
+    uv.visualize(model, "conv2:channel=0:3", **kwargs).save(tmp_path / "run")
+    uv.visualize(model, "conv2:channel=5", **kwargs).save(tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").glob("unit_*.png")) == ["unit_000.png"]  # none stale
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["units"][0]["address"] == "conv2:channel=5"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(uv.UnifiedVizError, match="did not write"):
+        uv.visualize(model, "conv2:channel=0", **kwargs).save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_engine_writes_nothing_and_imports_no_writer():
+    import ast
+    import inspect
+
+    import unifiedviz.engine as engine
+
+    tree = ast.parse(inspect.getsource(engine))
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if "report" in m], imported
+    assert not hasattr(uv.Result, "save")
+
+
+def test_visualize_concatenates_final_acts_and_reports_batches_to_the_callback():
+    model = small_cnn()
+    seen = []
+
+    def callback(info):
+        seen.append((info.batch, info.step, list(info.names), info.images.shape[0]))
+        return info.batch == 1 and info.step == 2  # stop the second batch early
+
+    result = uv.visualize(model, "conv2:channel=0:3 conv1:channel=0:2", steps=4, batch_size=3, callback=callback,
+                          snapshot_steps=(0, 3), progress=False)
+    assert [s[:2] for s in seen] == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2)]
+    assert seen[0][2] == [f"conv2:channel={i}" for i in range(3)] and seen[-1][3] == 2
+    assert result.metadata["steps_per_batch"] == [4, 2] and result.history.shape == (2, 5)
+    assert set(result.snapshots) == {0}  # step 3 was not reached by the second batch
+    assert result.final_acts["conv2"].shape[0] == result.final_acts["conv1"].shape[0] == 5
+    # Each batch captured only its own layer: the other batch's rows are NaN, the rest is real.
+    assert torch.isnan(result.final_acts["conv1"][:3]).all() and torch.isnan(result.final_acts["conv2"][3:]).all()
+    fresh = uv.Adapter(model).capture(result.images, ["conv1", "conv2"])
+    assert torch.allclose(result.final_acts["conv2"][:3], fresh["conv2"][:3], atol=1e-6)
+    assert torch.allclose(result.final_acts["conv1"][3:], fresh["conv1"][3:], atol=1e-6)

@@ -9,10 +9,13 @@ from torch import nn
 
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.models.spec import InputSpec
+import unifiedviz.params as params_package
 from unifiedviz.params import (
+    PARAMS,
     FourierParam,
     GeneratorParam,
     MacoParam,
+    Param,
     PerturbationParam,
     PixelParam,
     SequenceParam,
@@ -77,6 +80,45 @@ def test_contract_seeding(name):
     build, _ = CASES[name]
     assert torch.equal(build(0)(), build(0)())
     assert not torch.equal(build(0)(), build(1)())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_contract_per_image_seeds(name):
+    # One seed per image: image 0's start depends on its own seed only, not on the others'.
+    build, shape = CASES[name]
+    n = shape[0]
+    if name == "perturbation-universal":
+        with pytest.raises(UnifiedVizError, match="an int for a universal perturbation"):
+            build([5, 6, 7])
+        return
+    a, b = build([5, 6, 7][:n]), build([5, 8, 9][:n])
+    for pa, pb in zip(_trainable(a), _trainable(b)):
+        assert torch.equal(pa[0], pb[0])
+        assert not torch.equal(pa[1:], pb[1:])
+    with pytest.raises(UnifiedVizError, match="one seed per image"):
+        build([5] * (n + 1))
+
+
+def _trainable(param: Param) -> list[torch.Tensor]:
+    return [p.detach() for p in param.parameters() if p.requires_grad]
+
+
+def test_every_param_has_a_contract_row():
+    # Adding a parameterisation = its file + its registration + a row in CASES: this fails without the row.
+    built = {type(build(0)) for build, _ in CASES.values()}
+    missing = [name for name in PARAMS.names() if PARAMS.get(name) not in built]
+    assert not missing, f"registered params without a row in CASES: {missing}"
+    classes = {c for c in _subclasses(Param) if c.__module__.startswith(params_package.__name__)}
+    assert not sorted(c.__name__ for c in classes - built), "Param classes without a row in CASES"
+
+
+def _subclasses(cls: type) -> set[type]:
+    return {c for sub in cls.__subclasses__() for c in {sub} | _subclasses(sub)}
+
+
+def test_registered_params_build_from_a_spec():
+    assert PARAMS.names() == ["pixel", "fourier", "maco", "sequence"]
+    assert {name for name, _, _ in FROM_SPEC} == set(PARAMS.names())
 
 
 def test_seed_accepts_generator():
@@ -304,20 +346,25 @@ def test_smoothness_penalty_values():
     assert smoothness_penalty(torch.tensor([[[0.0, 1.0, 0.0]]])).item() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name,spec,shape", [
+FROM_SPEC = [
     ("pixel", InputSpec(size=(8, 8)), (2, 3, 8, 8)),
     ("fourier", InputSpec(size=(8, 6), channels=1), (2, 1, 8, 6)),
     ("maco", InputSpec(size=(8, 8)), (2, 3, 8, 8)),
     ("sequence", InputSpec(size=(30,), channels=2), (2, 2, 30)),
-])
+]
+
+
+@pytest.mark.parametrize("name,spec,shape", FROM_SPEC)
 def test_make_param_builds_from_spec(name, spec, shape):
     assert tuple(make_param(name, 2, spec, seed=3)().shape) == shape
 
 
 def test_make_param_errors():
     spec = InputSpec(size=(8, 8))
-    with pytest.raises(UnifiedVizError, match="pixel, fourier, maco, sequence"):
+    with pytest.raises(UnifiedVizError, match="pixel, fourier, maco, sequence.*GeneratorParam"):
         make_param("cppn", 1, spec)
+    with pytest.raises(UnifiedVizError, match="did you mean 'fourier'"):
+        make_param("fourrier", 1, spec)
     with pytest.raises(UnifiedVizError, match="decay_powr.*valid options: decorrelate, decay_power"):
         make_param("fourier", 1, spec, decay_powr=2.0)
     with pytest.raises(UnifiedVizError, match="1-D"):

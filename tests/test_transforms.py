@@ -6,6 +6,7 @@ import torch
 
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.models.spec import InputSpec
+from unifiedviz.params import RowGenerators
 from unifiedviz.transforms import (
     Compose,
     GaussianNoise,
@@ -57,6 +58,25 @@ def test_seeded_draws_are_reproducible_and_per_sample(name):
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert any(not torch.equal(a[0], a[i]) for i in range(1, 4))
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_per_image_generators_make_a_rows_draws_independent_of_its_batch(name):
+    # Image 1 of a batch of 4 with seeds (5, 6, 7, 8) is transformed exactly as image 0 alone with seed 6.
+    x = torch.rand((4, 3, 20, 24), generator=gen())
+    t = RANDOM[name]
+    batch = t(x, RowGenerators([5, 6, 7, 8]))
+    alone = t(x[1:2], RowGenerators([6]))
+    assert torch.allclose(batch[1], alone[0], atol=1e-6)
+    assert any(not torch.allclose(batch[1], t(x[1:2], RowGenerators([s]))[0], atol=1e-6) for s in (9, 10, 11))
+    assert torch.equal(batch, t(x, RowGenerators([5, 6, 7, 8])))  # reproducible
+
+
+def test_one_generator_per_batch_ties_an_image_to_its_neighbours():
+    # The old scheme, kept for API users: with one torch.Generator, image 1's draws depend on the batch.
+    x = torch.rand((4, 3, 20, 24), generator=gen())
+    t = RANDOM["standard"]
+    assert not torch.allclose(t(x, gen(6))[1], t(x[1:2], gen(6))[0], atol=1e-3)
 
 
 @pytest.mark.parametrize("spec", [

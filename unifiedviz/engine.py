@@ -3,14 +3,17 @@
     param() -> images -> transforms -> adapter (hooks, early stop) -> objective -> optimiser step -> param.after_step()
 
 Deterministic under a seed on CPU: the param's init and every transform draw come from
-seeded generators. Weights are frozen for the run (gradients only reach the param), which
-is most of why a step costs about one bare forward+backward.
+seeded generators, one per image when given one seed per image (then an image's draws do
+not depend on its batch). Weights are frozen for the run (gradients only reach the param),
+which is most of why a step costs about one bare forward+backward.
+
+Pure: `render` computes and returns a `Result`; it writes no file (writers live in
+`unifiedviz.report`, e.g. `report.visualization.write_visualization`).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -23,28 +26,36 @@ from .models.spec import device_of
 from .objectives import Context, Objective
 from .optimizers import Optimizer, make_optimizer
 from .params.base import Param
-from .report import image_grid, save_png, save_sequence_plot, upscale_factor, write_json
-from .transforms import Compose, standard_transforms
+from .params.seeding import RowGenerators, check_seed, is_row_seeds
+from .transforms import TRANSFORMS, Compose
 
 
 @dataclass
 class StepInfo:
-    """What a callback sees after each step; return True from the callback to stop early."""
+    """What a callback sees after each step; return True from the callback to stop early.
+
+    `step` counts from 1 within a run; `images` are the ones that step evaluated (before
+    transforms), `scores` their objective `[N]`, `acts` the captured activations. `batch` is
+    the index of the run's batch when `visualize` splits units into several runs (0 for a
+    single `render`), and `names` the batch's image names.
+    """
 
     step: int
     images: torch.Tensor
     scores: torch.Tensor
     acts: dict[str, torch.Tensor]
+    batch: int = 0
+    names: Sequence[str] = ()
 
 
 @dataclass
 class Result:
-    """Images in [0, 1], per-step objective history `[steps, N]` and the final scores `[N]`.
+    """What `render` computed: images in [0, 1], per-step objective history `[steps, N]`, final scores `[N]`.
 
     `final` is the objective on the final images without transforms and `final_acts` the
-    activations (and logits, if the objective read them) of that pass; `activations` (set by
-    `visualize`) is each image's own unit value, and `reference_max` each unit's maximum
-    over reference images when given.
+    activations (and logits, if the objective read them) of that pass. `snapshots[s]` are
+    the images after step s (`0`: the initial images). Writing files is not the engine's job:
+    `visualize` returns a `Visualization` with `save()`; see `unifiedviz.report`.
     """
 
     images: torch.Tensor
@@ -52,39 +63,8 @@ class Result:
     final: torch.Tensor
     names: list[str]
     metadata: dict = field(default_factory=dict)
-    activations: torch.Tensor | None = None
-    reference_max: torch.Tensor | None = None
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
     final_acts: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write `grid.png`, one PNG per image (`unit_000.png`, ...) and `summary.json`."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        files = []
-        for i, image in enumerate(self.images):
-            name = f"unit_{i:03d}.png"
-            save_png(image, out / name)
-            files.append(name)
-        if self.images.dim() == 4:
-            save_png(image_grid(self.images, scale=upscale_factor(self.images.shape[-1])), out / "grid.png")
-        else:
-            save_sequence_plot(self.images, out / "grid.png", titles=self.names)
-        for step, snap in self.snapshots.items():
-            if snap.dim() == 4:
-                save_png(image_grid(snap, scale=upscale_factor(snap.shape[-1])), out / f"grid_step{step:05d}.png")
-        units = []
-        for i, name in enumerate(self.names):
-            entry = {"address": name, "image": files[i], "final_objective": float(self.final[i])}
-            if self.activations is not None:
-                entry["activation"] = float(self.activations[i])
-            if self.reference_max is not None:
-                entry["reference_max"] = float(self.reference_max[i])
-                entry["above_reference"] = bool(self.activations[i] > self.reference_max[i])
-            units.append(entry)
-        write_json(out / "summary.json", {"metadata": self.metadata, "units": units,
-                                          "history_mean": self.history.mean(1).tolist()})
-        return out
 
 
 def render(
@@ -96,21 +76,33 @@ def render(
     optimizer: str | Optimizer = "adam",
     lr: float = 0.05,
     transforms: str | Compose | None = "standard",
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     names: Sequence[str] | None = None,
     snapshot_steps: Sequence[int] = (),
     callback: Callable[[StepInfo], bool | None] | None = None,
     stop_early: bool = True,
     progress: bool = True,
 ) -> Result:
-    """Optimise `param` so `objective` rises; return the images, history and final scores."""
+    """Optimise `param` so `objective` rises; return the images, history and final scores. Writes nothing.
+
+    `seed` seeds the transforms' draws (and a gradient-free optimiser's proposals): an int
+    gives one generator for the batch; a sequence of ints, one per image, gives each image
+    its own stream (`RowGenerators`), so its draws do not depend on the other images. Build
+    the param with the same per-image seeds to make its initialisation per-image too.
+    `snapshot_steps` keeps the images after those steps (0: before the first).
+    `callback(StepInfo)` runs after every step; returning True stops the run there.
+    """
     adapter = model if isinstance(model, Adapter) else Adapter(model)
     if steps < 1:
         raise UnifiedVizError(f"steps must be at least 1, got {steps}")
     device = device_of(adapter.model)
     param = param.to(device)
     chain = _transforms(transforms, adapter)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    if is_row_seeds(seed):
+        generator = RowGenerators(seed)
+    else:
+        generator = torch.Generator(device="cpu").manual_seed(check_seed(seed))
+    names = list(names) if names is not None else None
     opt = make_optimizer(optimizer, lr)
     trainable = [p for p in param.parameters() if p.requires_grad]
     if not trainable:
@@ -121,10 +113,16 @@ def render(
     snapshots: dict[int, torch.Tensor] = {}
     last: dict = {}
     started = time.perf_counter()
+    if 0 in snapshot_steps:
+        with torch.no_grad():
+            snapshots[0] = param().detach().cpu()
     with adapter.session(layers, stop_early=stop_early) as run:
 
         def evaluate() -> torch.Tensor:
             images = param()
+            if isinstance(generator, RowGenerators) and images.shape[0] != len(generator):
+                raise UnifiedVizError(f"got {len(generator)} seeds for {images.shape[0]} images: "
+                                      "give one seed per image (or one int)")
             x = chain(images, generator) if chain is not None else images
             acts = run(x)
             scores = objective(Context(acts, images))
@@ -143,10 +141,13 @@ def render(
             param.after_step()
             history.append(scores.detach().cpu())
             if step in snapshot_steps:
-                snapshots[step] = param().detach().cpu()
+                with torch.no_grad():
+                    snapshots[step] = param().detach().cpu()
             if progress:
                 bar.set_postfix(objective=f"{scores.mean().item():.3g}")
-            if callback is not None and callback(StepInfo(step, last["images"], scores.detach(), last["acts"])):
+            if callback is not None and callback(
+                StepInfo(step, last["images"], scores.detach(), last["acts"], names=names or ())
+            ):
                 used = step
                 break
         with torch.no_grad():
@@ -158,7 +159,7 @@ def render(
         images=images.cpu(),
         history=torch.stack(history),
         final=final,
-        names=list(names) if names is not None else [objective.name] * n,
+        names=names if names is not None else [objective.name] * n,
         metadata={
             "model": adapter.model.source,
             "objective": objective.name,
@@ -166,7 +167,7 @@ def render(
             "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
             "lr": lr,
             "steps": used,
-            "seed": seed,
+            "seed": seed if isinstance(seed, int) else list(seed),
             "transforms": None if chain is None else _describe(chain),
             "seconds": round(time.perf_counter() - started, 3),
         },
@@ -180,11 +181,8 @@ def _describe(chain: nn.Module) -> str:
     return " > ".join(type(t).__name__ for t in parts)
 
 
-def _transforms(transforms, adapter: Adapter) -> Compose | None:
-    if transforms is None or transforms == "none":
-        return None
-    if transforms == "standard":
-        return standard_transforms(adapter.model.spec)
-    if isinstance(transforms, nn.Module):
+def _transforms(transforms, adapter: Adapter) -> nn.Module | None:
+    """A preset's chain for the model (`TRANSFORMS`, e.g. 'standard', 'none'), a module as given, or None."""
+    if transforms is None or isinstance(transforms, nn.Module):
         return transforms
-    raise UnifiedVizError(f"unknown transforms {transforms!r}: use 'standard', 'none' or a Compose of transforms")
+    return TRANSFORMS.get(transforms)(adapter.model.spec)

@@ -3,8 +3,15 @@
 Every transform is an `nn.Module` called as `t(x, generator)`. Random transforms draw
 **per sample** (each image of the batch gets its own shift/scale/angle/crop), so when many
 units render in one batch no unit's image is tied to another's; pass a `torch.Generator`
-to make a run reproducible. Inputs are images `[N, C, H, W]` or sequences `[N, C, L]`;
-Pad, Jitter and GaussianNoise accept both, the geometric warps need images.
+to make a run reproducible, or a `RowGenerators` (one generator per image) to make each
+image's draws independent of its batch: row i's values then come from generator i alone,
+so a unit gets the same shifts, scales, angles, crops and noise alone or in any batch.
+Inputs are images `[N, C, H, W]` or sequences `[N, C, L]`; Pad, Jitter and GaussianNoise
+accept both, the geometric warps need images.
+
+A new random transform draws through `rand` / `randn` / `randint` below (they take either
+kind of generator). `TRANSFORMS` names the presets (`standard`, `none`): functions
+`spec -> Compose | None`.
 """
 from __future__ import annotations
 
@@ -15,8 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UnifiedVizError
+from .params.seeding import RowGenerators
+from .registry import Registry
 
-Generator = torch.Generator | None
+Generator = torch.Generator | RowGenerators | None
+
+#: Transform presets by name: `spec -> Compose | None` (the CLI's --transforms choices).
+TRANSFORMS: Registry = Registry("transforms preset")
 
 
 class Transform(nn.Module):
@@ -24,7 +36,7 @@ class Transform(nn.Module):
 
 
 class Compose(Transform):
-    """Apply transforms in order, all drawing from the same generator."""
+    """Apply transforms in order, all drawing from the same generator (or the same per-row generators)."""
 
     def __init__(self, transforms: Sequence[Transform]) -> None:
         super().__init__()
@@ -62,7 +74,7 @@ class Jitter(Transform):
     def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         _check_reflect(x, self.pixels)
         shape = (x.shape[0], x.dim() - 2)
-        shifts = torch.randint(-self.pixels, self.pixels + 1, shape, generator=generator, device=_device(generator))
+        shifts = randint(-self.pixels, self.pixels + 1, shape, generator)
         return translate(x, shifts)
 
 
@@ -76,7 +88,7 @@ class GaussianNoise(Transform):
         self.std = std
 
     def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=generator, device=_device(generator))
+        noise = randn(x.shape, generator)
         return x + self.std * noise.to(x)
 
 
@@ -114,7 +126,7 @@ class RandomRotate(Transform):
         _need_images(x, self)
         n, (h, w) = x.shape[0], x.shape[2:]
         if self.uniform:
-            u = torch.rand(n, generator=generator, device=_device(generator))
+            u = rand((n,), generator)
             angle = (u.to(self.degrees) * 2 - 1) * self.degrees
         else:
             angle = _pick(self.degrees, n, generator)
@@ -146,7 +158,7 @@ class RandomCropResize(Transform):
     def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         _need_images(x, self)
         lo, hi = self.scale
-        u = torch.rand(x.shape[0], 3, generator=generator, device=_device(generator)).to(x)
+        u = rand((x.shape[0], 3), generator).to(x)
         side = (lo + (hi - lo) * u[:, 0]).sqrt()
         # Box centre in [-1, 1] coordinates, drawn so the box stays inside the image.
         cx, cy = ((u[:, 1:] * 2 - 1) * (1 - side[:, None])).unbind(1)
@@ -172,6 +184,7 @@ def translate(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@TRANSFORMS.register("standard", help="Lucid-style pad, jitter, scale, rotate, jitter, crop to the model's size")
 def standard_transforms(spec) -> Compose:
     """A robust default chain for a model's `InputSpec`; the output has exactly `spec.size`.
 
@@ -197,6 +210,32 @@ def standard_transforms(spec) -> Compose:
     ])
 
 
+@TRANSFORMS.register("none", help="no transforms: the model sees the param's output as it is")
+def no_transforms(spec) -> None:
+    return None
+
+
+def rand(shape: Sequence[int], generator: Generator = None) -> torch.Tensor:
+    """Uniform [0, 1) of `shape` (first dim = batch) from a torch.Generator or per row from `RowGenerators`."""
+    if isinstance(generator, RowGenerators):
+        return generator.rand(shape)
+    return torch.rand(tuple(shape), generator=generator, device=_device(generator))
+
+
+def randn(shape: Sequence[int], generator: Generator = None) -> torch.Tensor:
+    """Standard normal of `shape` (first dim = batch), like `rand`."""
+    if isinstance(generator, RowGenerators):
+        return generator.randn(shape)
+    return torch.randn(tuple(shape), generator=generator, device=_device(generator))
+
+
+def randint(low: int, high: int, shape: Sequence[int], generator: Generator = None) -> torch.Tensor:
+    """Integers in [low, high) of `shape` (first dim = batch), like `rand`."""
+    if isinstance(generator, RowGenerators):
+        return generator.randint(low, high, shape)
+    return torch.randint(low, high, tuple(shape), generator=generator, device=_device(generator))
+
+
 def _pad(x: torch.Tensor, width: int, mode: str, value: float = 0.5) -> torch.Tensor:
     if mode == "reflect":
         _check_reflect(x, width)
@@ -215,13 +254,13 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, size: Sequence[int]) -> torch.Te
 
 def _pick(values: torch.Tensor, n: int, generator: Generator) -> torch.Tensor:
     """One of `values` per sample."""
-    index = torch.randint(len(values), (n,), generator=generator, device=_device(generator))
+    index = randint(0, len(values), (n,), generator)
     return values[index.to(values.device)]
 
 
 def _device(generator: Generator) -> torch.device:
     """Draw on the generator's device (CPU by default) so the same seed gives the same draws."""
-    return generator.device if generator is not None else torch.device("cpu")
+    return generator.device if isinstance(generator, torch.Generator) else torch.device("cpu")
 
 
 def _check_reflect(x: torch.Tensor, width: int) -> None:

@@ -1,20 +1,69 @@
-"""`visualize(model, units)`: render what units respond to, many units per batch."""
+"""`visualize(model, units)`: render what units respond to, many units per batch.
+
+Each image is seeded from (seed, unit address, copy index) (`image_seeds`): its
+initialisation and every random draw of its run (transforms, random-search proposals) come
+from its own generator, so a unit's image is the same alone or in any batch, up to the
+float noise of batched forwards (~1e-7 per activation on CPU). This also lets many
+processes split a layer's units and still agree with one process doing them all.
+"""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from .adapters import Adapter, ResolvedUnit
-from .engine import Result, render
+from .engine import Result, StepInfo, render
 from .errors import UnifiedVizError
 from .models import load_model
 from .models.spec import device_of
 from .objectives import Context, Diversity, Objective, OnePerImage, UnitObjective, read_unit
 from .optimizers import Optimizer
 from .params import make_param
+from .params.seeding import check_seed, image_seed
 from .units import Unit, parse_units
+
+
+@dataclass
+class Visualization:
+    """What `visualize` returns: one image per unit (or `per_unit` each), in the order of `names`.
+
+    `images` `[N, C, *size]` in [0, 1]; `activations` `[N]` each image's own unit value (no
+    transforms); `reference_max` `[N]` each unit's maximum over reference images, when given;
+    `history` `[steps, N]` the objective per step (batches that stopped early are cut to the
+    shortest); `final` `[N]` the objective on the final images; `final_acts` the activations of
+    that last pass, per capture target, `[N, ...]` (rows of batches that did not capture a
+    target are NaN); `snapshots[s]` the images after step s (0: the initial images).
+    """
+
+    images: torch.Tensor
+    names: list[str]
+    activations: torch.Tensor
+    history: torch.Tensor
+    final: torch.Tensor
+    metadata: dict = field(default_factory=dict)
+    reference_max: torch.Tensor | None = None
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    final_acts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write `grid.png`, `unit_000.png`, ... and `summary.json` into `out_dir`; return its path.
+
+        Follows the output policy (`unifiedviz.report.run_folder`): `out_dir` must be new, empty
+        or an earlier `visualize` run's folder, which is replaced whole (no stale files).
+        """
+        from .report.run_folder import claim
+        from .report.visualization import write_visualization
+
+        folder = claim(out_dir, "visualize")
+        with folder.writing() as tmp:
+            write_visualization(self, tmp)
+        return folder.out
 
 
 def visualize(
@@ -35,42 +84,72 @@ def visualize(
     reference: torch.Tensor | None = None,
     param_options: dict | None = None,
     snapshot_steps: Sequence[int] = (),
+    callback: Callable[[StepInfo], bool | None] | None = None,
     progress: bool = True,
-) -> Result:
-    """Render one image per unit (or `per_unit` images each) and return a `Result`.
+) -> Visualization:
+    """Render one image per unit (or `per_unit` images each) and return a `Visualization`.
 
     `model` is a source string ("timm:vit_tiny_patch16_224"), a module or an `Adapter`.
     `units` is an address ("blocks.6.mlp.fc1:neuron=0:16") or several. `diversity` > 0 adds
     Lucid's diversity term at the unit's layer so a unit's `per_unit` images differ.
     `regularizer` (e.g. `0.05 * total_variation()`) is subtracted from every image's score.
     `reference` images (in [0, 1]) give each unit's maximum activation over real data.
+
+    `seed`: each image's initialisation and random draws come from its own generator, seeded
+    from (seed, unit address, copy index) (`image_seeds`): the same unit gets the same image
+    alone or in any batch (to float noise), whatever `batch_size` is.
+
+    Units are rendered `batch_size` images at a time, one `render` run per batch, in order.
+    `callback(StepInfo)` is called after every step of every batch: `info.batch` is the
+    batch's index (0, 1, ...), `info.step` counts from 1 again in each batch, `info.names`
+    are that batch's addresses and `info.images` / `info.scores` its rows. Returning True
+    ends the current batch at that step (its images are kept); later batches still run.
     """
     adapter = _adapter(model)
+    check_seed(seed)
     resolved = [adapter.resolve(u) for u in _units(units) for _ in range(per_unit)]
     if batch_size < 1:
         raise UnifiedVizError(f"batch_size must be at least 1, got {batch_size}")
+    if param_options and "seed" in param_options:
+        raise UnifiedVizError("give the seed as visualize(seed=...): each image's seed is derived from it")
     if diversity and per_unit < 2:
         raise UnifiedVizError("diversity compares images of the same unit: set per_unit to 2 or more")
     if per_unit > 1:
         batch_size = max(per_unit, batch_size // per_unit * per_unit)  # keep a unit's images together
-    parts: list[Result] = []
-    for chunk_index, start in enumerate(range(0, len(resolved), batch_size)):
+    names = [r.unit.address() for r in resolved]
+    seeds = image_seeds(seed, names)
+    parts: list[Visualization] = []
+    for index, start in enumerate(range(0, len(resolved), batch_size)):
         chunk = resolved[start : start + batch_size]
+        chunk_seeds = seeds[start : start + batch_size]
         objective = _objective(chunk, per_unit, diversity, class_score, regularizer)
-        params = make_param(param, len(chunk), adapter.model.spec, seed=seed + chunk_index, **(param_options or {}))
+        params = make_param(param, len(chunk), adapter.model.spec, seed=chunk_seeds, **(param_options or {}))
         part = render(adapter, objective, params, steps=steps, optimizer=optimizer, lr=lr, transforms=transforms,
-                      seed=seed + chunk_index, names=[r.unit.address() for r in chunk],
-                      snapshot_steps=snapshot_steps, progress=progress)
+                      seed=chunk_seeds, names=names[start : start + batch_size], snapshot_steps=snapshot_steps,
+                      callback=_for_batch(callback, index), progress=progress)
         # The engine's last pass already ran the final images without transforms: read the units there.
-        part.activations = torch.cat(
-            [read_unit(r, part.final_acts[r.target][i : i + 1]) for i, r in enumerate(chunk)]
-        )
-        parts.append(part)
+        activations = torch.cat([read_unit(r, part.final_acts[r.target][i : i + 1]) for i, r in enumerate(chunk)])
+        parts.append(_from_result(part, activations))
     result = _concat(parts)
     if reference is not None:
         result.reference_max = reference_max(adapter, resolved, reference)
-    result.metadata.update(param=param, per_unit=per_unit, diversity=diversity, class_score=class_score)
+    result.metadata.update(param=param, per_unit=per_unit, diversity=diversity, class_score=class_score, seed=seed,
+                           seeding="per image: sha256(seed, unit address, copy index)")
     return result
+
+
+def image_seeds(seed: int, addresses: Sequence[str]) -> list[int]:
+    """One seed per image: `image_seed(seed, address, copy)`, `copy` counting earlier images of the same address.
+
+    A unit's k-th image (per_unit > 1, or the address listed again) gets copy index k, so
+    copies differ from each other but not between runs or batchings.
+    """
+    seen: Counter[str] = Counter()
+    seeds = []
+    for address in addresses:
+        seeds.append(image_seed(seed, address, seen[address]))
+        seen[address] += 1
+    return seeds
 
 
 def unit_values(adapter: Adapter, resolved: Sequence[ResolvedUnit], images: torch.Tensor) -> torch.Tensor:
@@ -139,20 +218,54 @@ class _GroupDiversity(Diversity):
         return out
 
 
-def _concat(parts: list[Result]) -> Result:
+def _for_batch(callback, index: int):
+    if callback is None:
+        return None
+    return lambda info: callback(dataclasses.replace(info, batch=index))
+
+
+def _from_result(part: Result, activations: torch.Tensor) -> Visualization:
+    return Visualization(images=part.images, names=part.names, activations=activations, history=part.history,
+                         final=part.final, metadata=part.metadata, snapshots=part.snapshots,
+                         final_acts=part.final_acts)
+
+
+def _concat(parts: list[Visualization]) -> Visualization:
     if len(parts) == 1:
         return parts[0]
     steps = min(p.history.shape[0] for p in parts)
-    return Result(
+    used = [p.metadata["steps"] for p in parts]
+    metadata = {**parts[0].metadata, "steps": max(used), "batches": len(parts),
+                "seconds": round(sum(p.metadata["seconds"] for p in parts), 3)}
+    metadata.pop("seed", None)  # per batch: the list of its images' seeds
+    if len(set(used)) > 1:
+        metadata["steps_per_batch"] = used
+    return Visualization(
         images=torch.cat([p.images for p in parts]),
+        names=[n for p in parts for n in p.names],
+        activations=torch.cat([p.activations for p in parts]),
         history=torch.cat([p.history[:steps] for p in parts], 1),
         final=torch.cat([p.final for p in parts]),
-        activations=torch.cat([p.activations for p in parts]),
-        names=[n for p in parts for n in p.names],
-        metadata={**parts[0].metadata, "batches": len(parts),
-                  "seconds": round(sum(p.metadata["seconds"] for p in parts), 3)},
-        snapshots={s: torch.cat([p.snapshots[s] for p in parts]) for s in parts[0].snapshots},
+        metadata=metadata,
+        snapshots={s: torch.cat([p.snapshots[s] for p in parts])
+                   for s in parts[0].snapshots if all(s in p.snapshots for p in parts)},
+        final_acts=_concat_acts(parts),
     )
 
 
-__all__ = ["visualize", "unit_values", "reference_max"]
+def _concat_acts(parts: list[Visualization]) -> dict[str, torch.Tensor]:
+    """Concatenate each capture target's activations over batches; NaN rows where a batch lacks it."""
+    keys = list(dict.fromkeys(k for p in parts for k in p.final_acts))
+    out = {}
+    for key in keys:
+        like = next(p.final_acts[key] for p in parts if key in p.final_acts)
+        fill = float("nan") if like.is_floating_point() else 0
+        out[key] = torch.cat([
+            p.final_acts[key] if key in p.final_acts
+            else torch.full((p.images.shape[0], *like.shape[1:]), fill, dtype=like.dtype)
+            for p in parts
+        ])
+    return out
+
+
+__all__ = ["visualize", "Visualization", "image_seeds", "unit_values", "reference_max"]

@@ -1,13 +1,18 @@
-"""Parameterisations: where the engine's images come from, each an `nn.Module` returning [0, 1]."""
-from .base import Param
-from .colour import decorrelated_to_rgb, rgb_to_decorrelated
-from .factory import PARAMS, make_param
-from .fourier import FourierParam
-from .generator import GeneratorParam
-from .maco import MacoParam, magnitude_from_images
-from .perturbation import PerturbationParam
+"""Parameterisations: where the engine's images come from, each an `nn.Module` returning [0, 1].
+
+`PARAMS` (a `unifiedviz.registry.Registry`) lists those buildable from a model's input spec;
+the import order below is the order of `PARAMS.names()` (CLI choices).
+"""
+from .base import PARAMS, Param
 from .pixel import PixelParam
+from .fourier import FourierParam
+from .maco import MacoParam, magnitude_from_images
 from .sequence import SequenceParam, smoothness_penalty
+from .generator import GeneratorParam
+from .perturbation import PerturbationParam
+from .colour import decorrelated_to_rgb, rgb_to_decorrelated
+from .factory import make_param
+from .seeding import RowGenerators, image_seed, stable_seed
 
 __all__ = [
     "Param",
@@ -21,6 +26,9 @@ __all__ = [
     "smoothness_penalty",
     "make_param",
     "PARAMS",
+    "RowGenerators",
+    "image_seed",
+    "stable_seed",
     "decorrelated_to_rgb",
     "rgb_to_decorrelated",
 ]

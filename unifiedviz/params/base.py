@@ -1,4 +1,4 @@
-"""What every parameterisation shares: the `Param` interface and input checks."""
+"""What every parameterisation shares: the `Param` interface, the `PARAMS` registry and input checks."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,8 +7,17 @@ import torch
 from torch import nn
 
 from ..errors import UnifiedVizError
+from ..registry import Registry
 
-Seed = int | torch.Generator
+#: An int or a `torch.Generator` (one stream for the whole batch), or one int per image (row i
+#: is then drawn from its own generator, so it does not depend on its batch neighbours).
+Seed = int | torch.Generator | Sequence[int]
+
+#: Parameterisations buildable from a model's `InputSpec` alone (`make_param`, CLI `--param`).
+#: Those that need more inputs (a generator network, images to perturb) are built directly and
+#: not registered. Every module of this package is imported on the first look-up, so a new
+#: file here with `@PARAMS.register("name")` on its class is all it takes.
+PARAMS: Registry[type["Param"]] = Registry("parameterisation", modules=["unifiedviz.params"])
 
 
 class Param(nn.Module):
@@ -21,13 +30,21 @@ class Param(nn.Module):
     def after_step(self) -> None:
         """Hook run after each optimiser step; most parameterisations need none."""
 
+    @classmethod
+    def from_spec(cls, n: int, spec, **options) -> "Param":
+        """`n` inputs shaped like `spec` (an `InputSpec`): `cls(n, spec.channels, spec.size, **options)`.
 
-def generator_from(seed: Seed) -> torch.Generator:
+        Override when the constructor takes another shape (e.g. `SequenceParam`'s length).
+        """
+        return cls(n, spec.channels, tuple(spec.size), **options)
+
+
+def generator_from(seed: int | torch.Generator) -> torch.Generator:
     """A CPU generator: draws on CPU are bitwise reproducible whatever device runs later."""
     if isinstance(seed, torch.Generator):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UnifiedVizError(f"seed must be an int or a torch.Generator, got {seed!r}")
+        raise UnifiedVizError(f"seed must be an int, a torch.Generator or one int per image, got {seed!r}")
     return torch.Generator(device="cpu").manual_seed(seed)
 
 

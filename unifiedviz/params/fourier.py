@@ -11,19 +11,21 @@ import torch
 from torch import nn
 
 from ._spectral import power_law, rfft_shape, to_spatial
-from .base import Param, Seed, check_shape, generator_from
+from .base import PARAMS, Param, Seed, check_shape
 from .colour import decorrelated_to_rgb
+from .seeding import random_rows
 
 # Lucid's constant: shrinks the initial spatial image so sigmoid does not saturate.
 _LUCID_SCALE = 4.0
 
 
+@PARAMS.register("fourier", help="Lucid's 1/f-scaled spectrum, colour-decorrelated (default)")
 class FourierParam(Param):
     """`sigmoid(colour(irfft(spectrum * 1/f^decay_power) / 4))`, for images `(H, W)` or sequences `(L,)`.
 
     `spectrum` holds real and imaginary parts, `[n, channels, *rfft_shape, 2]`, drawn from
     N(0, sd). Colour decorrelation (Lucid's ImageNet matrix) applies only with 3 channels;
-    any other channel count is left as is.
+    any other channel count is left as is. `seed`: an int, a generator, or one int per image.
     """
 
     def __init__(
@@ -41,7 +43,7 @@ class FourierParam(Param):
         self.size = check_shape(n, channels, size)
         self.decorrelate = decorrelate and channels == 3
         shape = (n, channels, *rfft_shape(self.size), 2)
-        self.spectrum = nn.Parameter(torch.randn(shape, generator=generator_from(seed)) * sd)
+        self.spectrum = nn.Parameter(random_rows("randn", shape, seed) * sd)
         self.register_buffer("scale", power_law(self.size, decay_power), persistent=False)
 
     def forward(self) -> torch.Tensor:

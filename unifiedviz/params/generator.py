@@ -8,7 +8,8 @@ from torch import nn
 
 from ..errors import UnifiedVizError
 from ..models.spec import device_of
-from .base import Param, Seed, generator_from
+from .base import Param, Seed
+from .seeding import random_rows
 
 
 class GeneratorParam(Param):
@@ -19,7 +20,9 @@ class GeneratorParam(Param):
     (`requires_grad_(False)`) and kept in eval mode so BatchNorm does not depend on the codes.
     After each step codes shrink by `decay` (L2 code decay: z <- (1 - decay) z), then are
     clipped: `clip=b` keeps |z| <= b elementwise, `clip=(lo, hi)` keeps lo <= z <= hi.
-    Codes start from N(0, sd).
+    Codes start from N(0, sd); `seed` is an int, a generator, or one int per code.
+
+    Not in `PARAMS` (it needs a generator network): build it directly.
     """
 
     def __init__(
@@ -48,7 +51,7 @@ class GeneratorParam(Param):
         self.output_range = output_range
         self.clip = clip
         self.decay = decay
-        z = torch.randn((n, *latent_shape), generator=generator_from(seed)) * sd
+        z = random_rows("randn", (n, *latent_shape), seed) * sd
         if clip is not None:
             z = z.clamp(*clip)  # the initial codes obey the clip too
         self.z = nn.Parameter(z.to(device_of(generator)))

@@ -15,10 +15,12 @@ from torch import nn
 
 from ..errors import UnifiedVizError
 from ._spectral import amplitude, hermitian_consistent, power_law, rfft_shape, spatial_dims, to_spatial
-from .base import Param, Seed, check_shape, generator_from
+from .base import PARAMS, Param, Seed, check_shape
 from .colour import decorrelated_to_rgb, rgb_to_decorrelated
+from .seeding import random_rows
 
 
+@PARAMS.register("maco", help="MACO: phase only, amplitude fixed to a natural-image prior")
 class MacoParam(Param):
     """Phase-only parameterisation with a fixed amplitude spectrum.
 
@@ -26,6 +28,7 @@ class MacoParam(Param):
     e.g. from `magnitude_from_images(photos)` at the same size; by default a 1/f^decay_power
     prior. The phase `[n, channels, *rfft_shape]` starts uniform in [-pi, pi). `spatial()`
     is the image before the output mapping: its amplitude spectrum equals `magnitude`.
+    `seed`: an int, a generator, or one int per image.
     """
 
     def __init__(
@@ -54,7 +57,7 @@ class MacoParam(Param):
             )
         magnitude = hermitian_consistent(magnitude.expand(channels, *freq_shape), self.size, odd=False)
         self.register_buffer("magnitude", magnitude.clone())
-        phase = torch.rand((n, channels, *freq_shape), generator=generator_from(seed))
+        phase = random_rows("rand", (n, channels, *freq_shape), seed)
         self.phase = nn.Parameter((phase * 2 - 1) * math.pi)
 
     def spatial(self) -> torch.Tensor:

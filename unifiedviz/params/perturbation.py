@@ -6,6 +6,7 @@ from torch import nn
 
 from ..errors import UnifiedVizError
 from .base import Param, Seed, generator_from
+from .seeding import is_row_seeds
 
 NORMS = ("linf", "l2")
 
@@ -27,7 +28,11 @@ class PerturbationParam(Param):
     test set 20% of pixels; the fooling rate at eps 0.2 fell from ~70% to 2%). The clamp only
     moves a pixel back towards its clean value, so every image stays in the ball and in [0, 1].
     `random_start` draws `delta` uniformly from the L-inf ball, or uniformly from the L2 ball
-    (random direction, radius eps * U^(1/d)), before that projection.
+    (random direction, radius eps * U^(1/d)), before that projection. `seed` is an int or a
+    generator, or (not universal) one int per image: image i's start then comes from its own
+    generator, whatever the batch.
+
+    Not in `PARAMS` (it needs the images): build it directly.
     """
 
     def __init__(
@@ -64,9 +69,21 @@ class PerturbationParam(Param):
             lower, upper = lower.clamp(min=-self.eps), upper.clamp(max=self.eps)
         self.register_buffer("lower", lower.to(images.device), persistent=False)
         self.register_buffer("upper", upper.to(images.device), persistent=False)
-        delta = self._random_delta(shape, generator_from(seed)) if random_start else torch.zeros(shape)
+        delta = self._start(shape, seed) if random_start else torch.zeros(shape)
         self.delta = nn.Parameter(delta.to(images.device))
         self.after_step()
+
+    def _start(self, shape: tuple[int, ...], seed: Seed) -> torch.Tensor:
+        """The random start: one stream for the whole delta, or (per-image seeds) one per row."""
+        if not is_row_seeds(seed):
+            return self._random_delta(shape, generator_from(seed))
+        seeds = list(seed)
+        if self.universal or len(seeds) != shape[0]:
+            what = "one universal perturbation" if self.universal else f"{shape[0]} images"
+            raise UnifiedVizError(f"got {len(seeds)} seeds for {what}: give one seed per image "
+                                  "(an int for a universal perturbation)")
+        row = (1, *shape[1:])
+        return torch.cat([self._random_delta(row, generator_from(s)) for s in seeds])
 
     def _random_delta(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
         if self.norm == "linf":

@@ -7,17 +7,20 @@ import torch
 from torch import nn
 
 from ..errors import UnifiedVizError
-from .base import Param, Seed, check_shape, generator_from
+from .base import PARAMS, Param, Seed, check_shape
+from .seeding import random_rows
 
 # Keeps logit() finite for init images with exact 0s or 1s.
 _INIT_EPS = 1e-4
 
 
+@PARAMS.register("pixel", help="one free logit per pixel, squashed by a sigmoid")
 class PixelParam(Param):
     """`sigmoid(raw)` with `raw` of shape `[n, channels, *size]`; works for images and sequences.
 
     `init` (optional) is a starting image in [0, 1], `[C, *size]` or `[n, C, *size]`;
-    otherwise `raw ~ N(0, sd)`, i.e. mid-grey with faint noise.
+    otherwise `raw ~ N(0, sd)`, i.e. mid-grey with faint noise. `seed`: an int, a generator, or
+    one int per image (row i drawn from its own generator).
     """
 
     def __init__(
@@ -34,7 +37,7 @@ class PixelParam(Param):
         size = check_shape(n, channels, size)
         shape = (n, channels, *size)
         if init is None:
-            raw = torch.randn(shape, generator=generator_from(seed)) * sd
+            raw = random_rows("randn", shape, seed) * sd
         else:
             raw = torch.logit(_broadcast_init(init, shape).clamp(_INIT_EPS, 1 - _INIT_EPS))
         self.raw = nn.Parameter(raw)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import torch
 
 from ..errors import UnifiedVizError
-from .base import Seed
+from .base import PARAMS, Seed
 from .pixel import PixelParam
 
 
+@PARAMS.register("sequence", help="1-D sequences (pixel-like), optionally EMA-smoothed")
 class SequenceParam(PixelParam):
     """A pixel parameterisation over `(length,)`, optionally smoothed along time.
 
@@ -33,6 +34,16 @@ class SequenceParam(PixelParam):
             raise UnifiedVizError(f"smoothing must be an alpha in (0, 1], got {smoothing}")
         smoother = None if smoothing is None else _ema_matrix(length, smoothing)
         self.register_buffer("smoother", smoother, persistent=False)
+
+    @classmethod
+    def from_spec(cls, n: int, spec, **options) -> "SequenceParam":
+        size = tuple(spec.size)
+        if len(size) != 1:
+            raise UnifiedVizError(
+                f"'sequence' needs a 1-D input (size (L,)), but this model takes size {size}; "
+                "use 'pixel', 'fourier' or 'maco' for images"
+            )
+        return cls(n, spec.channels, size[0], **options)
 
     def forward(self) -> torch.Tensor:
         x = super().forward()
