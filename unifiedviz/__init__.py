@@ -5,22 +5,22 @@
     result = uv.visualize(model, "conv2:channel=0:8", steps=128)
     result.save("runs/digits")
 """
-from .adapters import LOGITS, Adapter, LayerInfo, ResolvedUnit
+from .adapters import LOGITS, Adapter, LayerInfo, ResolvedUnit, as_adapter
 from .engine import Result, StepInfo, render
 from .errors import UnifiedVizError
 from .inputs import load_inputs
 from .models import InputSpec, VizModel, load_model
 from .units import Unit, parse_units
-from .visualize import reference_max, unit_values, visualize
+from .visualize import Visualization, image_seeds, reference_max, unit_values, visualize
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adapter", "LayerInfo", "ResolvedUnit", "LOGITS",
+    "Adapter", "as_adapter", "LayerInfo", "ResolvedUnit", "LOGITS",
     "render", "Result", "StepInfo",
     "UnifiedVizError",
     "load_inputs",
     "InputSpec", "VizModel", "load_model",
     "Unit", "parse_units",
-    "visualize", "unit_values", "reference_max",
+    "visualize", "Visualization", "image_seeds", "unit_values", "reference_max",
 ]
