@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .adapters import Adapter
+from .adapters import Adapter, as_adapter
 from .errors import UnifiedVizError
 from .models.spec import device_of
 from .objectives import Context, Objective
@@ -92,7 +92,7 @@ def render(
     `snapshot_steps` keeps the images after those steps (0: before the first).
     `callback(StepInfo)` runs after every step; returning True stops the run there.
     """
-    adapter = model if isinstance(model, Adapter) else Adapter(model)
+    adapter = as_adapter(model)
     if steps < 1:
         raise UnifiedVizError(f"steps must be at least 1, got {steps}")
     device = device_of(adapter.model)

@@ -17,10 +17,9 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from .adapters import Adapter, ResolvedUnit
+from .adapters import Adapter, ResolvedUnit, as_adapter
 from .engine import Result, StepInfo, render
 from .errors import UnifiedVizError
-from .models import load_model
 from .models.spec import device_of
 from .objectives import Context, Diversity, Objective, OnePerImage, UnitObjective, read_unit
 from .optimizers import Optimizer
@@ -105,7 +104,7 @@ def visualize(
     are that batch's addresses and `info.images` / `info.scores` its rows. Returning True
     ends the current batch at that step (its images are kept); later batches still run.
     """
-    adapter = _adapter(model)
+    adapter = as_adapter(model)
     check_seed(seed)
     resolved = [adapter.resolve(u) for u in _units(units) for _ in range(per_unit)]
     if batch_size < 1:
@@ -172,12 +171,6 @@ def reference_max(
             values = torch.stack([read_unit(r, acts[r.target]) for r in resolved], 1)  # [B, N]
             best = torch.maximum(best, values.max(0).values.cpu())
     return best
-
-
-def _adapter(model) -> Adapter:
-    if isinstance(model, Adapter):
-        return model
-    return Adapter(load_model(model) if isinstance(model, (str, nn.Module)) else model)
 
 
 def _units(units) -> list[Unit]:
