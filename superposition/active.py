@@ -25,7 +25,7 @@ from .config import ExperimentConfig
 from .data import SuperpositionData
 from .io import load_weights, save_weights
 from .models import build_model
-from .strategies import query
+from .strategies import STRATEGIES, query
 from .train import fit
 
 _STAGES = {"init": 0, "shuffle": 1, "fit": 2, "query": 3, "initial": 4, "measure": 5, "baseline_shuffle": 6,
@@ -80,6 +80,7 @@ def run_active(
     a = cfg.active
     n_train = len(data.train_set)
     check_budget(cfg, n_train)
+    STRATEGIES.get(a.strategy)  # an unknown name fails here, before round 0 trains (never a fallback)
     done = finished_rounds(folder)
     if write:
         for stale in folder.glob(".round_*"):  # a round that was being written when the run died

@@ -69,7 +69,7 @@ class TrainConfig:
 
 @dataclass
 class ActiveConfig:
-    strategy: Literal["random", "least_confidence", "margin", "entropy", "bald", "coreset"] = "least_confidence"
+    strategy: str = "least_confidence"  # a name in superposition.strategies.STRATEGIES (checked in check())
     initial_size: int = 5000  # random labelled images that round 0 trains on
     query_size: int = 5000  # images added before each later round
     rounds: int = 10  # training rounds, round 0 included
@@ -291,9 +291,22 @@ def check(cfg: ExperimentConfig, source: str) -> None:
         raise UnifiedVizError(f"config key 'metrics.respond_fraction' in {source} must be in (0, 1]")
     if not cfg.runs or len(set(cfg.runs)) != len(cfg.runs):
         raise UnifiedVizError(f"config key 'runs' in {source} must list baseline and/or active once each")
-    if "active" in cfg.runs and cfg.active.strategy == "bald" and cfg.model.dropout == 0.0:
-        raise UnifiedVizError(
-            f"active.strategy 'bald' in {source} needs dropout to sample from: set model.dropout (e.g. 0.3)"
-        )
+    _check_strategy(cfg, source)
     if not cfg.metrics.layers and not cfg.metrics.cosine_layers:
         raise UnifiedVizError(f"{source} measures nothing: list layers in metrics.layers or metrics.cosine_layers")
+
+
+def _check_strategy(cfg: ExperimentConfig, source: str) -> None:
+    """`active.strategy` must be registered; the strategy's own `check(cfg)` says what else it needs."""
+    from .strategies import STRATEGIES  # imported here: the strategies bring torch along
+
+    name = cfg.active.strategy
+    if name not in STRATEGIES:
+        close = difflib.get_close_matches(name, STRATEGIES.names(), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnifiedVizError(f"config key 'active.strategy' in {source} must be one of "
+                              f"{', '.join(STRATEGIES.names())}, got {name!r}{hint}")
+    needs = getattr(STRATEGIES.get(name), "check", None)
+    problem = needs(cfg) if needs is not None and "active" in cfg.runs else None
+    if problem:
+        raise UnifiedVizError(f"active.strategy {name!r} in {source} {problem}")

@@ -1,4 +1,9 @@
-"""Measure one trained model on the test images: accuracy and every configured metric."""
+"""Measure one trained model on the test images: every registered metric (`metrics.METRICS`).
+
+Each metric names its input kind (`metrics.INPUTS`); this module prepares those inputs once
+(one pass over the test images) and files each value under its name, so a new metric needs
+no line here.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from .config import MetricsConfig
 from .features import extract
-from .metrics import accuracy, class_means, clustering, cosine_histogram, embed_2d, unit_selectivity, weight_vectors
+from .metrics import METRICS, embed_2d, weight_vectors
 
 
 def measure(
@@ -23,36 +28,44 @@ def measure(
 ) -> tuple[dict, dict[tuple[str, str], np.ndarray]]:
     """(metrics, 2-D embeddings keyed by (layer, method)).
 
-    Always: accuracy, silhouette/Davies-Bouldin on the raw features of `cfg.layers`, and the
-    per-image cosine histogram of `cfg.cosine_layers`. With `full` (final models, not every
-    active-learning round) also: t-SNE/UMAP with clustering scores on the 2-D embedding
-    (the paper's numbers), unit selectivity, and cosine histograms of class-mean features
-    and of the layer's per-neuron weight vectors.
+    Always the metrics registered with `every_round=True` (accuracy, silhouette/Davies-Bouldin
+    on the raw features of `cfg.layers`, the per-image cosine histogram of `cfg.cosine_layers`).
+    With `full` (final models, not every active-learning round) every metric: also t-SNE/UMAP
+    with the clustering scores on each 2-D embedding (the paper's numbers), unit selectivity,
+    and cosine histograms of class-mean features and of the layer's per-neuron weight vectors.
     """
     layers = list(dict.fromkeys(cfg.layers + cfg.cosine_layers))
     f = extract(model, loader, layers, device=device, logits=True, progress=progress, desc="measuring")
     labels = f.labels
-    out: dict = {"images": len(labels), "accuracy": accuracy(f.logits, labels), "layers": {}, "cosine": {}}
+    wanted = [e for e in METRICS.entries() if full or e.obj.every_round]
+    kinds = {e.obj.input for e in wanted}
+
+    def run(kind: str, x, into: dict) -> dict:
+        for e in wanted:
+            if e.obj.input == kind:
+                if e.name in into:
+                    raise ValueError(f"metric {e.name!r} ({kind}) would overwrite the {e.name!r} already measured")
+                into[e.name] = e.obj.fn(x, labels, cfg)
+        return into
+
+    out: dict = run("logits", f.logits, {"images": len(labels)})
+    out.update(layers={}, cosine={})
     embeddings = {}
     for layer in cfg.layers:
         x = f.flat[layer]
-        entry = {"dims": int(x.shape[1]), "raw": clustering(x, labels)}
+        entry = {"dims": int(x.shape[1]), "raw": run("points", x, {})}
         if full:
             for method in cfg.embeddings:
                 xy = embed_2d(x, method, seed=seed, perplexity=cfg.perplexity, neighbors=cfg.umap_neighbors,
                               tsne_backend=cfg.tsne_backend)
-                entry[method] = clustering(xy, labels)
+                entry[method] = run("points", xy, {})
                 embeddings[(layer, method)] = xy
-            entry["units"] = unit_selectivity(f.units[layer], labels, respond_fraction=cfg.respond_fraction)
-        out["layers"][layer] = entry
+        out["layers"][layer] = run("units", f.units[layer], entry)
     for layer in cfg.cosine_layers:
-        x = f.flat[layer]
-        entry = {"images": cosine_histogram(x, bins=cfg.cosine_bins)}
-        if full:
-            entry["class_means"] = cosine_histogram(class_means(x, labels), bins=cfg.cosine_bins)
-            weight = _weight(model, layer)
-            if weight is not None:
-                entry["weights"] = cosine_histogram(weight_vectors(weight), bins=cfg.cosine_bins)
+        entry = run("features", f.flat[layer], {})
+        weight = _weight(model, layer) if "weights" in kinds else None
+        if weight is not None:
+            run("weights", weight_vectors(weight), entry)
         out["cosine"][layer] = entry
     return out, embeddings
 

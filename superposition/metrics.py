@@ -3,14 +3,28 @@
 Silhouette, Davies-Bouldin and pairwise cosine similarities run as chunked matrix products
 in torch (rows in blocks, never an N x N matrix in memory), so 10,000 x 512 features take
 a second or two, not a Python loop over pairs. They agree with scikit-learn's definitions.
+
+`METRICS` (a `unifiedviz.registry.Registry`, filled at the end of this file) is what
+`measure()` computes: each entry is a `Metric` that names its input kind (`INPUTS`: logits,
+points, units, features, weights), which also says where its value lands in metrics.json.
+`EMBEDDINGS` holds the 2-D embeddings (`metrics.embeddings`: tsne, umap). A new metric is one
+function here, one `@register_metric(...)` line, and one row in
+tests/test_registries_superposition.py.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from unifiedviz.errors import UnifiedVizError
+from unifiedviz.registry import Registry
+
+if TYPE_CHECKING:
+    from .config import MetricsConfig
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -157,6 +171,11 @@ def weight_vectors(weight: torch.Tensor) -> torch.Tensor:
     return weight.detach().float().cpu().flatten(1)
 
 
+#: 2-D embeddings by name (`metrics.embeddings`): `fn(data [N, D] float32, *, seed, **options) -> [N, 2]`,
+#: options being perplexity, neighbors, tsne_backend (take the ones you use, `**_` the rest).
+EMBEDDINGS: Registry[Callable[..., np.ndarray]] = Registry("2-D embedding")
+
+
 def embed_2d(
     x: ArrayLike,
     method: str,
@@ -166,31 +185,124 @@ def embed_2d(
     neighbors: int = 15,
     tsne_backend: str = "sklearn",
 ) -> np.ndarray:
-    """A 2-D embedding of the rows of `x` by t-SNE (scikit-learn's or openTSNE's) or UMAP."""
+    """A 2-D embedding of the rows of `x` by a registered method: t-SNE (scikit-learn's or openTSNE's) or UMAP."""
+    fn = EMBEDDINGS.get(method)  # unknown name: UnifiedVizError listing the registered ones
     data = _as_tensor(x, torch.float32).numpy()
+    return fn(data, seed=seed, perplexity=perplexity, neighbors=neighbors, tsne_backend=tsne_backend)
+
+
+@EMBEDDINGS.register("tsne", help="t-SNE: scikit-learn's, or openTSNE's with metrics.tsne_backend: opentsne")
+def _tsne(data: np.ndarray, *, seed: int, perplexity: float = 30.0, tsne_backend: str = "sklearn", **_) -> np.ndarray:
     n = len(data)
-    if method == "tsne":
-        perplexity = min(perplexity, max(1.0, (n - 1) / 3))  # t-SNE needs perplexity < n
-        if tsne_backend == "opentsne":
-            try:
-                from openTSNE import TSNE as OpenTSNE
-            except ImportError:
-                raise UnifiedVizError("metrics.tsne_backend 'opentsne' needs openTSNE: pip install openTSNE, "
-                                      "or set metrics.tsne_backend: sklearn") from None
-            tsne = OpenTSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=-1,
-                            verbose=False)
-            return np.asarray(tsne.fit(data))
-        from sklearn.manifold import TSNE
+    perplexity = min(perplexity, max(1.0, (n - 1) / 3))  # t-SNE needs perplexity < n
+    if tsne_backend == "opentsne":
+        try:
+            from openTSNE import TSNE as OpenTSNE
+        except ImportError:
+            raise UnifiedVizError("metrics.tsne_backend 'opentsne' needs openTSNE: pip install openTSNE, "
+                                  "or set metrics.tsne_backend: sklearn") from None
+        tsne = OpenTSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=-1,
+                        verbose=False)
+        return np.asarray(tsne.fit(data))
+    from sklearn.manifold import TSNE
 
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=-1).fit_transform(data)
-    if method == "umap":
-        import umap
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=-1).fit_transform(data)
 
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(neighbors, n - 1), random_state=seed)
-        return reducer.fit_transform(data)
-    raise UnifiedVizError(f"unknown embedding {method!r}: use one of tsne, umap")
+
+@EMBEDDINGS.register("umap", help="UMAP (umap-learn), seeded")
+def _umap(data: np.ndarray, *, seed: int, neighbors: int = 15, **_) -> np.ndarray:
+    import umap
+
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(neighbors, len(data) - 1), random_state=seed)
+    return reducer.fit_transform(data)
 
 
 def clustering(x: ArrayLike, labels: ArrayLike) -> dict[str, float]:
     """Silhouette and Davies-Bouldin of `x` against `labels`."""
     return {"silhouette": silhouette(x, labels), "davies_bouldin": davies_bouldin(x, labels)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry `measure()` iterates: one `@register_metric` per value in metrics.json.
+
+#: Input kinds: what a metric's `fn(x, labels, cfg)` gets as `x`, and where `measure()` puts the
+#: value (L: a configured layer; N test images). `labels` are the N test labels, `cfg` the
+#: `MetricsConfig`.
+INPUTS = {
+    "logits": "the model's logits [N, K] -> metrics[name]",
+    "points": "a metrics.layers feature matrix [N, D] ('raw'), then each 2-D embedding [N, 2] "
+              "-> layers[L][raw | tsne | umap][name]",
+    "units": "a metrics.layers' per-unit activations [N, C] (channels spatially averaged) -> layers[L][name]",
+    "features": "a metrics.cosine_layers feature matrix [N, D] -> cosine[L][name]",
+    "weights": "a metrics.cosine_layers' weight, one row per output unit [C, in*kh*kw] -> cosine[L][name] "
+               "(layers without a weight are skipped)",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measure `fn(x, labels, cfg) -> JSON-able value`, fed the input kind `input` (see `INPUTS`)."""
+
+    fn: Callable[[Any, torch.Tensor, "MetricsConfig"], Any]
+    input: str
+    every_round: bool = False  # also in each active-learning round's measurement (else final models only)
+
+    def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            raise ValueError(f"metric input {self.input!r} is not one of {', '.join(INPUTS)}")
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def register_metric(name: str, input: str, *, every_round: bool = False, help: str = ""):
+    """`@register_metric("name", "points")` on `fn(x, labels, cfg)`: its value is metrics.json's `name`."""
+
+    def add(fn):
+        doc = (fn.__doc__ or "").strip()
+        METRICS.register(name, Metric(fn, input, every_round), help=help or (doc.splitlines()[0] if doc else ""))
+        return fn
+
+    return add
+
+
+@register_metric("accuracy", "logits", every_round=True)
+def _accuracy(logits, labels, cfg) -> float:
+    """Top-1 accuracy on the test images"""
+    return accuracy(logits, labels)
+
+
+@register_metric("silhouette", "points", every_round=True)
+def _silhouette(x, labels, cfg) -> float:
+    """Mean silhouette against the true labels (higher: classes better separated)"""
+    return silhouette(x, labels)
+
+
+@register_metric("davies_bouldin", "points", every_round=True)
+def _davies_bouldin(x, labels, cfg) -> float:
+    """Davies-Bouldin index against the true labels (lower: better separated)"""
+    return davies_bouldin(x, labels)
+
+
+@register_metric("units", "units")
+def _units(units, labels, cfg) -> dict:
+    """Unit class selectivity and polysemanticity (post-ReLU units)"""
+    return unit_selectivity(units, labels, respond_fraction=cfg.respond_fraction)
+
+
+@register_metric("images", "features", every_round=True)
+def _cosine_images(x, labels, cfg) -> dict:
+    """Cosine histogram over pairs of per-image features"""
+    return cosine_histogram(x, bins=cfg.cosine_bins)
+
+
+@register_metric("class_means", "features")
+def _cosine_class_means(x, labels, cfg) -> dict:
+    """Cosine histogram over pairs of class-mean features"""
+    return cosine_histogram(class_means(x, labels), bins=cfg.cosine_bins)
+
+
+@register_metric("weights", "weights")
+def _cosine_weights(w, labels, cfg) -> dict:
+    """Cosine histogram over pairs of per-neuron weight vectors"""
+    return cosine_histogram(w, bins=cfg.cosine_bins)

@@ -58,6 +58,20 @@ def test_too_many_rounds_fail_before_training(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_unknown_strategy_fails_before_round_0_trains(tmp_path):
+    from superposition.active import run_active
+    from superposition.data import SuperpositionData
+
+    cfg = load_config(None, TINY + ["runs=[active]"])
+    cfg.active.strategy = "least_confident"  # past the config check: run_active must still refuse it
+    data = SuperpositionData(cfg.data, cfg.seed)
+    data.setup()
+    with pytest.raises(UnifiedVizError, match=r"unknown active-learning strategy 'least_confident': did you mean "
+                                              r"'least_confidence'\? choose one of .*coreset"):
+        run_active(cfg, data, tmp_path / "active", device="cpu")
+    assert not (tmp_path / "active").exists()
+
+
 def test_unknown_metric_layer_fails_before_training(tmp_path):
     cfg = load_config(tiny_yaml(tmp_path), ["metrics.layers=[layer5]"])
     with pytest.raises(UnifiedVizError, match=r"metrics.layers: unknown layer 'layer5'; closest: layer4"):
@@ -69,8 +83,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     whole = run_experiment(load_config(config), tmp_path / "whole", progress=False)
 
     killed = tmp_path / "killed"
-    script = ("import argparse, sys; from superposition import cli; p = argparse.ArgumentParser(); "
-              "cli.add_subcommand(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
+    script = "import sys; from unifiedviz.cli import main; sys.exit(main(sys.argv[1:]))"
     # Same thread count as this process, so that float sums are reduced in the same order.
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     proc = subprocess.Popen([sys.executable, "-c", script, "superposition", "run", str(config), "--out", str(killed),

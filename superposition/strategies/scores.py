@@ -1,18 +1,10 @@
-"""Pool-based query strategies: which unlabelled training images to label next.
-
-Uncertainty scores are "higher = query first"; `top_k` breaks ties by the lower pool index,
-so a query is a pure function of the model, the pool and the seed.
-"""
+"""The strategies' arithmetic on tensors: uncertainty scores, BALD, k-centre greedy, MC dropout."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-
-from .config import ActiveConfig
-from .data import SuperpositionData
-from .features import extract
 
 
 def least_confidence(probs: torch.Tensor) -> torch.Tensor:
@@ -34,12 +26,6 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
 def bald(mc_probs: torch.Tensor) -> torch.Tensor:
     """Mutual information between prediction and weights from [samples, N, K] MC-dropout probabilities."""
     return entropy(mc_probs.mean(0)) - torch.stack([entropy(p) for p in mc_probs]).mean(0)
-
-
-def top_k(scores: torch.Tensor, k: int) -> np.ndarray:
-    """Positions of the k highest scores; equal scores go to the lower position first."""
-    order = torch.sort(scores, descending=True, stable=True).indices
-    return order[:k].numpy()
 
 
 def k_center_greedy(pool: torch.Tensor, labeled: torch.Tensor, k: int, *, chunk: int = 4096) -> np.ndarray:
@@ -74,42 +60,3 @@ def mc_dropout_probs(model: nn.Module, loader, samples: int, *, device, progress
         for m, training in modes:
             m.training = training
     return torch.cat(out, dim=1)
-
-
-_UNCERTAINTY = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
-
-
-def query(
-    model: nn.Module,
-    data: SuperpositionData,
-    labeled: np.ndarray,
-    cfg: ActiveConfig,
-    *,
-    seed: int,
-    device,
-    progress: bool = False,
-) -> np.ndarray:
-    """Training-set indices of the next `cfg.query_size` images to label (fewer if the pool runs out)."""
-    assert data.train_set is not None
-    pool = np.setdiff1d(np.arange(len(data.train_set)), labeled)
-    k = min(cfg.query_size, len(pool))
-    if k == 0:
-        return pool
-    name = cfg.strategy
-    if name == "random":
-        picks = np.random.default_rng(seed).choice(len(pool), size=k, replace=False)
-    elif name in _UNCERTAINTY:
-        logits = extract(model, data.loader(data.train_set, pool), [], device=device, logits=True,
-                         progress=progress, desc=f"{name} scores").logits
-        picks = top_k(_UNCERTAINTY[name](logits.softmax(1)), k)
-    elif name == "bald":
-        torch.manual_seed(seed)  # dropout masks are part of the query
-        probs = mc_dropout_probs(model, data.loader(data.train_set, pool), cfg.mc_samples, device=device,
-                                 progress=progress)
-        picks = top_k(bald(probs), k)
-    else:  # coreset (the config admits no other name)
-        layer = cfg.feature_layer
-        feats = extract(model, data.loader(data.train_set, np.concatenate([labeled, pool])), [layer], device=device,
-                        progress=progress, desc="coreset features").flat[layer]
-        picks = k_center_greedy(feats[len(labeled):], feats[: len(labeled)], k)
-    return pool[np.sort(picks)]
