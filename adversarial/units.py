@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 
 from unifiedviz.adapters import LOGITS, Adapter
-from unifiedviz.adapters.layouts import first_tensor
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.models.spec import device_of
 
@@ -22,65 +21,42 @@ def units_for_class(model, layer: str, class_index: int, images: torch.Tensor, *
     """The `top` units of `layer` with the largest mean contribution to `class_index`'s logit.
 
     Returns `[(address, score), ...]`, best first, e.g. `[("relu3:channel=1", 0.83), ...]`;
-    units that never fire on `images` (zero contribution) are left out.
+    units that never fire on `images` (zero contribution) are left out. `layer` may be an
+    aggregate `name#*` (every call of a per-time-step module): contributions of all calls add up.
     """
     adapter = model if isinstance(model, Adapter) else Adapter(model)
     info = adapter.layer(layer)
-    kind = info.layout.kind
-    if kind not in ("conv", "sequence", "tokens", "vector"):
-        raise UnifiedVizError(f"layer {layer!r} is a {kind} layer: rank units of a conv, token or vector layer")
+    layout = info.layout
+    if layout.unit_axes is None:
+        raise UnifiedVizError(
+            f"layer {layer!r} is a {layout.kind} layer: rank units of a conv, token or vector layer"
+        )
     classes = adapter.layer(LOGITS).shape[0]
     if not 0 <= class_index < classes:
         raise UnifiedVizError(f"class {class_index} is out of range: the model has classes 0..{classes - 1}")
     device = device_of(adapter.model)
-    module_name, _, call = info.name.partition("#")
-    module = adapter.modules[module_name]
-    wanted = int(call or 0)
-    seen: list[torch.Tensor] = []
-    calls = [0]
-
-    def hook(mod, inputs, output):  # keep the layer's own output (the adapter captures clones)
-        if calls[0] == wanted:
-            seen.append(first_tensor(output))
-        calls[0] += 1
-
     total = None
     n = 0
-    handle = module.register_forward_hook(hook)
-    try:
-        with adapter.session([LOGITS], stop_early=False) as run:  # eval mode, frozen weights
-            for i in range(0, images.shape[0], batch_size):
-                x = images[i:i + batch_size].to(device).requires_grad_(True)  # frozen weights: build a graph
-                seen.clear()
-                calls[0] = 0
-                with torch.enable_grad():
-                    logits = run(x)[LOGITS]
-                    raw = seen[0]
-                    (g,) = torch.autograd.grad(logits[:, class_index].sum(), raw)
-                contrib = info.layout.canonical((g * raw).detach())
-                if kind in ("conv", "sequence"):
-                    per_unit = contrib.flatten(2).sum(2)  # [B, C]
-                elif kind == "tokens":  # [B, 2, D]: patch tokens, CLS token
-                    cls = contrib[:, 0] if info.layout.prefix else torch.zeros_like(contrib[:, 0])
-                    per_unit = torch.stack([contrib[:, info.layout.prefix:].sum(1), cls], 1)
-                else:
-                    per_unit = contrib
-                total = per_unit.sum(0) if total is None else total + per_unit.sum(0)
-                n += x.shape[0]
-    finally:
-        handle.remove()
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].to(device)
+        contrib = adapter.gradient_x_activation(x, info.name, lambda logits: logits[:, class_index])
+        per_unit = layout.unit_sums(contrib)  # [B, F]: summed over positions (tokens: patch tokens)
+        if layout.prefix:  # a token layer: the CLS token's own column, read with token=cls
+            per_unit = torch.stack([per_unit, layout.token_features(contrib, 0)], 1)  # [B, 2, F]
+        total = per_unit.sum(0) if total is None else total + per_unit.sum(0)
+        n += x.shape[0]
     if total is None:
         raise UnifiedVizError("no images to rank units on")
     score = (total / n).cpu()
-    key = "neuron" if kind == "vector" else "channel"
     suffix = [""] * score.shape[-1]
-    if kind == "tokens":
+    if layout.prefix:
         # A unit reads the mean over patch tokens, or the CLS token with token=cls: take the
         # reading that carries more of the logit (in a last block, only CLS reaches the head).
         patch, cls = score[0], score[1]
         suffix = [":token=cls" if cls[d] > patch[d] else "" for d in range(score.shape[-1])]
         score = torch.maximum(patch, cls)
     order = score.argsort(descending=True)
+    key = layout.unit_key
     out = [(f"{info.name}:{key}={int(c)}{suffix[int(c)]}", float(score[c])) for c in order if score[c] > 0]
     return out[:top]
 

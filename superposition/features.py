@@ -10,13 +10,13 @@ from tqdm.auto import tqdm
 from unifiedviz.adapters import LOGITS, Adapter
 from unifiedviz.errors import UnifiedVizError
 
-# Which canonical dimensions to average to get one value per unit (channel / feature).
-_UNIT_AXES = {"conv": (2, 3), "sequence": (2,), "tokens": (1,), "vector": ()}
-
-
 @dataclass
 class Features:
-    """`flat[layer]` is [N, D] (each image's activation, flattened); `units[layer]` is [N, C]."""
+    """`flat[layer]` is [N, D] (each image's activation, flattened); `units[layer]` is [N, C].
+
+    `units` is the layout's `unit_means`: one value per channel / feature, the same reduction a
+    `channel=` unit reads (conv: spatial mean; tokens: mean over patch tokens, prefix excluded).
+    """
 
     flat: dict[str, torch.Tensor]
     units: dict[str, torch.Tensor]
@@ -39,12 +39,14 @@ def extract(
     model.to(device)
     adapter = Adapter(model)
     targets = list(layers) + ([LOGITS] if logits else [])
-    axes = {}
+    layouts = {}
     for name in layers:
-        kind = adapter.layer(name).layout.kind
-        if kind not in _UNIT_AXES:
-            raise UnifiedVizError(f"layer {name!r} has a {kind} layout: measure a conv, token or vector layer instead")
-        axes[name] = _UNIT_AXES[kind]
+        layout = adapter.layer(name).layout
+        if layout.unit_axes is None:
+            raise UnifiedVizError(
+                f"layer {name!r} has a {layout.kind} layout: measure a conv, token or vector layer instead"
+            )
+        layouts[name] = layout
     flat: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     units: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     outs, labels = [], []
@@ -54,7 +56,7 @@ def extract(
             for name in layers:
                 act = captured[name].float()
                 flat[name].append(act.flatten(1).cpu())
-                units[name].append((act.mean(dim=axes[name]) if axes[name] else act).cpu())
+                units[name].append(layouts[name].unit_means(act).cpu())
             if logits:
                 outs.append(captured[LOGITS].float().cpu())
             labels.append(y)

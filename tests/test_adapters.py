@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
-from unifiedviz.adapters import Adapter
+from unifiedviz.adapters import Adapter, split_call
 from unifiedviz.models import InputSpec, load_model
 from unifiedviz.models.builtin import build_builtin
 
@@ -109,12 +109,12 @@ def case(request, hf_vit_dir):
 
 def _reference(adapter: Adapter, x: torch.Tensor, layers: list[str], recording) -> dict[str, torch.Tensor]:
     """The layers' outputs from hand-written hooks on one plain eval forward pass."""
-    modules = {layer.partition("#")[0] for layer in layers}
+    calls = {layer: split_call(layer) for layer in layers}
     adapter.model.eval()
     with contextlib.ExitStack() as stack, torch.no_grad():
-        outs = {m: stack.enter_context(recording(adapter.modules[m])) for m in modules}
+        outs = {m: stack.enter_context(recording(adapter.modules[m])) for m, _ in calls.values()}
         adapter.model(x)
-    return {layer: outs[layer.partition("#")[0]][int(layer.partition("#")[2] or 0)] for layer in layers}
+    return {layer: outs[m][k] for layer, (m, k) in calls.items()}
 
 
 def test_capture_equals_hand_written_hook_in_canonical_layout(case, recording):

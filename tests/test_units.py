@@ -26,6 +26,7 @@ from unifiedviz.units import Unit, format_units, parse_address, parse_units
     ("layer4:direction=cav.npy", Unit("layer4", "direction", direction="cav.npy")),
     ("blocks.2:direction=dirs/v.npy:token=0", Unit("blocks.2", "direction", token=0, direction="dirs/v.npy")),
     ("layer1.0.relu#1:channel=0", Unit("layer1.0.relu#1", "channel", index=0)),
+    ("lif#*:channel=3", Unit("lif#*", "channel", index=3)),  # every call of a per-time-step module, summed
 ])
 def test_parse_and_format_round_trip(text, unit):
     assert parse_address(text) == [unit]

@@ -5,16 +5,18 @@ shape `[B]`. They compose with `+`, `-`, unary `-` and scalar `*`, and keep a re
 
     obj = unit(adapter, "layer3:channel=5") - 0.05 * total_variation() + 0.1 * diversity("layer3")
 
-Unit reductions (canonical layouts, see adapters/layouts.py):
+Unit reductions are the unit kinds' readers (`unifiedviz/unit_kinds`), written against the
+layout objects (`adapters/layouts.py`), so a mean over tokens always skips prefix tokens:
   conv / sequence  channel: spatial mean;   neuron: one position (`y=`/`x=`, default centre)
-  tokens           channel/neuron: mean over patch tokens (prefix excluded), or one `token=`;
-                   token: mean square of that token's vector (how strongly it is written)
-  heads            head: mean square of the head's output over patch tokens (or one `token=`)
-  attention        head: how concentrated the head's attention is (mean over queries of
-                   sum_k p^2), or one query `token=`
+  tokens / heads   channel/neuron: mean over patch tokens (prefix excluded), or one `token=`;
+                   token: mean square of that token's vector (how strongly it is written);
+                   head: mean square of the head's output over patch tokens (or one `token=`)
+  attention        head: how concentrated the head's attention is (mean over patch queries
+                   of sum_k p^2), or one query `token=`
   vector           channel/neuron/class: that entry
   direction        projection onto the vector, then reduced like channel
-Regularisers (`l1`, `l2`, `total_variation`, `blur`) return penalties: subtract them.
+Regularisers (`l1`, `l2`, `total_variation`, `blur`) return penalties: subtract them. They and
+`diversity` are registered by name in `OBJECTIVES` (name -> factory), for configs and the CLI.
 """
 from __future__ import annotations
 
@@ -26,7 +28,12 @@ import torch.nn.functional as F
 
 from .adapters import LOGITS, Adapter, ResolvedUnit
 from .errors import UnifiedVizError
+from .registry import Registry
+from .unit_kinds import UNIT_KINDS
 from .units import Unit
+
+#: Named objective factories (`OBJECTIVES.get("total_variation")()`), for configs and the CLI.
+OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective")
 
 
 @dataclass
@@ -93,14 +100,15 @@ class UnitObjective(Objective):
         self.batch = batch
         self.score = score
         self.layers = (resolved.target,)
+        self._logprob = score == "logprob" and UNIT_KINDS.get(resolved.unit.kind).logit
         suffix = "" if batch is None else f"@{batch}"
-        self.name = f"{resolved.unit.address()}{' (log-prob)' if score == 'logprob' and resolved.unit.kind == 'class' else ''}{suffix}"
+        self.name = f"{resolved.unit.address()}{' (log-prob)' if self._logprob else ''}{suffix}"
 
     def __call__(self, ctx: Context) -> torch.Tensor:
         t = ctx.acts[self.resolved.target]
         if self.batch is not None:
             t = t[self.batch : self.batch + 1]
-        if self.score == "logprob" and self.resolved.unit.kind == "class":
+        if self._logprob:
             t = F.log_softmax(t, dim=-1)
         return read_unit(self.resolved, t)
 
@@ -125,63 +133,11 @@ class OnePerImage(Objective):
 
 
 def read_unit(r: ResolvedUnit, t: torch.Tensor) -> torch.Tensor:
-    """Reduce a canonical activation `t` (batch first) to one value per image for unit `r`."""
-    u, layout = r.unit, r.info.layout
-    kind = layout.kind
-    if u.kind == "direction":
-        assert r.direction is not None
-        v = r.direction.to(t)
-        if kind == "vector":
-            return t @ v
-        if kind in ("conv", "sequence"):
-            t = torch.einsum("bc...,c->b...", t, v).unsqueeze(1)  # [B, 1, ...] reduced like channel 0
-        else:
-            t = (t @ v).unsqueeze(-1)
-        return _reduce_feature(t, 0, u, layout.prefix, kind, mean_over_space=True)
-    if kind == "vector":
-        return t[:, u.index]
-    if u.kind == "token":
-        return t[:, _token(u, layout.prefix)].pow(2).mean(-1)
-    if u.kind == "head":
-        return _head(r, t)
-    return _reduce_feature(t, u.index, u, layout.prefix, kind, mean_over_space=u.kind == "channel")
+    """Reduce a canonical activation `t` (batch first) to one value per image for unit `r`.
 
-
-def _reduce_feature(t, index, u: Unit, prefix: int, kind: str, *, mean_over_space: bool) -> torch.Tensor:
-    if kind == "conv":
-        fmap = t[:, index]
-        if mean_over_space and u.y is None and u.x is None:
-            return fmap.mean((-2, -1))
-        y = fmap.shape[-2] // 2 if u.y is None else u.y
-        x = fmap.shape[-1] // 2 if u.x is None else u.x
-        return fmap[:, y, x]
-    if kind == "sequence":
-        seq = t[:, index]
-        if mean_over_space and u.x is None:
-            return seq.mean(-1)
-        return seq[:, seq.shape[-1] // 2 if u.x is None else u.x]
-    if kind in ("tokens", "heads"):
-        feats = t[..., index] if kind == "tokens" else t[:, :, index]
-        if u.token is not None:
-            return feats[:, _token(u, prefix)] if kind == "tokens" else feats[:, _token(u, prefix)].pow(2).mean(-1)
-        return feats[:, prefix:].mean(1) if kind == "tokens" else feats[:, prefix:].pow(2).mean((1, 2))
-    raise UnifiedVizError(f"cannot read unit {u.address()!r} from a {kind} layer")
-
-
-def _head(r: ResolvedUnit, t: torch.Tensor) -> torch.Tensor:
-    u, layout = r.unit, r.info.layout
-    if layout.kind == "attention":  # [B, heads, T, T] probabilities
-        probs = t[:, u.index]
-        conc = probs.pow(2).sum(-1)  # 1/T for uniform attention, 1 for one-hot
-        return conc[:, _token(u, layout.prefix)] if u.token is not None else conc.mean(-1)
-    if layout.kind == "tokens":  # heads concatenated along D: split them
-        b, n, d = t.shape
-        t = t.reshape(b, n, r.heads, d // r.heads)
-    return _reduce_feature(t, u.index, u, layout.prefix, "heads", mean_over_space=True)
-
-
-def _token(u: Unit, prefix: int) -> int:
-    return 0 if u.token == "cls" else int(u.token)
+    The unit kind's registered reader does it (see `unifiedviz/unit_kinds`).
+    """
+    return UNIT_KINDS.get(r.unit.kind).read(r, t)
 
 
 # ---------------------------------------------------------------- batch-level objectives
@@ -209,7 +165,9 @@ class Diversity(Objective):
         return -off_diag / (b - 1)
 
 
+@OBJECTIVES.register("diversity")
 def diversity(layer: str) -> Diversity:
+    """Lucid's diversity at `layer` (add it with a positive weight)."""
     return Diversity(layer)
 
 
@@ -224,16 +182,19 @@ class ImageTerm(Objective):
         return self.fn(ctx.images)
 
 
+@OBJECTIVES.register("l1")
 def l1(constant: float = 0.5) -> ImageTerm:
     """Mean |x - constant| per image (penalty: subtract it)."""
     return ImageTerm(f"l1({constant:g})", lambda x: (x - constant).abs().flatten(1).mean(1))
 
 
+@OBJECTIVES.register("l2")
 def l2(constant: float = 0.5) -> ImageTerm:
     """Root mean square of x - constant per image (penalty: subtract it)."""
     return ImageTerm(f"l2({constant:g})", lambda x: (x - constant).pow(2).flatten(1).mean(1).sqrt())
 
 
+@OBJECTIVES.register("total_variation")
 def total_variation() -> ImageTerm:
     """Mean absolute difference of neighbouring pixels (samples for 1-D) per image (penalty)."""
 
@@ -246,6 +207,7 @@ def total_variation() -> ImageTerm:
     return ImageTerm("total_variation", tv)
 
 
+@OBJECTIVES.register("blur")
 def blur(kernel: int = 3) -> ImageTerm:
     """Lucid's blur_input_each_step: distance to a blurred copy of itself (penalty: subtract it)."""
 
@@ -289,4 +251,5 @@ __all__ = [
     "total_variation",
     "blur",
     "LOGITS",
+    "OBJECTIVES",
 ]

@@ -1,7 +1,8 @@
 """The unit-address grammar shared by the Python API, the CLI and configs.
 
     ADDRESS  := [LAYER] (":" KEY "=" VALUE)*
-    KEY      := channel | neuron | head | class | token | direction | y | x
+    KEY      := a unit kind (channel | neuron | head | class | direction | token, see
+                unifiedviz/unit_kinds) | y | x
     VALUE    := INT | INT ":" INT [":" STEP] (half-open range) | INT "," INT ... (list) | cls | FILE.npy
 
 Examples: ``layer3.1:channel=17``, ``blocks.6.mlp.fc1:neuron=0:64``, ``blocks.4.attn:head=2``,
@@ -19,18 +20,40 @@ from dataclasses import dataclass, replace
 from typing import Iterable
 
 from .errors import UnifiedVizError
+from .unit_kinds import UNIT_KINDS, UnitKind
 
-#: Selectors that pick what a unit is; exactly one per address.
-MAIN_KEYS = ("channel", "neuron", "head", "class", "direction", "token")
-#: Selectors that refine where (a token position or a spatial position).
-POSITION_KEYS = ("token", "y", "x")
+#: Selectors that refine where a unit reads besides the position unit kinds (`token`).
+SPATIAL_KEYS = ("y", "x")
+
+
+def main_keys() -> tuple[str, ...]:
+    """Selectors that pick what a unit is (the registered unit kinds); exactly one per address."""
+    return tuple(UNIT_KINDS.names())
+
+
+def position_keys() -> tuple[str, ...]:
+    """Selectors that refine where: unit kinds that double as positions (`token`), then `y`, `x`."""
+    return tuple(e.name for e in UNIT_KINDS.entries() if e.obj.position) + SPATIAL_KEYS
+
+
+def __getattr__(name: str):
+    # MAIN_KEYS / POSITION_KEYS are read from the unit-kind registry when first asked for.
+    if name == "MAIN_KEYS":
+        return main_keys()
+    if name == "POSITION_KEYS":
+        return position_keys()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _INT_RANGE = re.compile(r"^(-?\d+):(-?\d+)(?::(\d+))?$")
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit: `kind` in MAIN_KEYS; `layer` None means the model output (class logits)."""
+    """One unit: `kind` a registered unit kind; `layer` None means the model output (class logits).
+
+    `layer` may name one call of a module (`relu#1`) or all of them summed (`spiking0#*`).
+    """
 
     layer: str | None
     kind: str
@@ -41,14 +64,10 @@ class Unit:
     direction: str | None = None  # path to a .npy vector
 
     def address(self) -> str:
-        parts = [self.layer or ""]
-        if self.kind == "direction":
-            parts.append(f"direction={self.direction}")
-        elif self.kind == "token":
-            parts.append(f"token={self.token}")
-        else:
-            parts.append(f"{self.kind}={self.index}")
-        if self.kind != "token" and self.token is not None:
+        spec = UNIT_KINDS.get(self.kind)
+        value = {"file": self.direction, "token": self.token}.get(spec.value, self.index)
+        parts = [self.layer or "", f"{self.kind}={value}"]
+        if not spec.position and self.token is not None:
             parts.append(f"token={self.token}")
         if self.y is not None:
             parts.append(f"y={self.y}")
@@ -76,29 +95,28 @@ def parse_units(addresses: str | Iterable[str]) -> list[Unit]:
 def parse_address(text: str) -> list[Unit]:
     """Parse one address into the units it names (ranges and lists expand)."""
     layer, selectors = _split(text)
-    main = [k for k in selectors if k in MAIN_KEYS and k != "token"]
+    kinds = {k: UNIT_KINDS.get(k) for k in selectors if k in UNIT_KINDS}
+    main = [k for k, spec in kinds.items() if not spec.position]
     if len(main) > 1:
         raise UnifiedVizError(f"unit address {text!r} names {' and '.join(main)}: give one of them")
-    if not main and "token" not in selectors:
+    if not main and not kinds:
         raise UnifiedVizError(
             f"unit address {text!r} has no selector: add one of "
-            + ", ".join(f"':{k}=...'" for k in MAIN_KEYS)
+            + ", ".join(f"':{k}=...'" for k in main_keys())
         )
-    kind = main[0] if main else "token"
-    if kind == "class" and layer is None:
-        pass  # the model's output logits
-    elif layer is None:
+    kind = main[0] if main else next(iter(kinds))
+    spec: UnitKind = kinds[kind]
+    if layer is None and not spec.layerless:
         raise UnifiedVizError(f"unit address {text!r} has no layer: write LAYER:{kind}=..., e.g. 'layer3:{kind}=0'")
 
     y = _single_int(text, selectors, "y")
     x = _single_int(text, selectors, "x")
-    if kind == "direction":
-        path = selectors["direction"]
-        token = _token_values(text, selectors["token"], single=True)[0] if "token" in selectors else None
-        return [Unit(layer, "direction", token=token, y=y, x=x, direction=path)]
-    if kind == "token":
-        return [Unit(layer, "token", token=t, y=y, x=x) for t in _token_values(text, selectors["token"])]
-    token = _token_values(text, selectors["token"], single=True)[0] if "token" in selectors else None
+    if spec.position:  # the kind is itself the position: one unit per position
+        return [Unit(layer, kind, token=t, y=y, x=x) for t in _token_values(text, selectors[kind])]
+    positions = [k for k, other in kinds.items() if other.position]
+    token = _token_values(text, selectors[positions[0]], single=True)[0] if positions else None
+    if spec.value == "file":
+        return [Unit(layer, kind, token=token, y=y, x=x, direction=selectors[kind])]
     return [Unit(layer, kind, index=i, token=token, y=y, x=x) for i in _index_values(text, kind, selectors[kind])]
 
 
@@ -123,10 +141,10 @@ def _split(text: str) -> tuple[str | None, dict[str, str]]:
         if "=" in part:
             key, _, value = part.partition("=")
             key = key.strip()
-            if key not in MAIN_KEYS and key not in POSITION_KEYS:
+            if key not in UNIT_KINDS and key not in SPATIAL_KEYS:
                 raise UnifiedVizError(
                     f"unknown selector {key!r} in unit address {text!r}: use one of "
-                    + ", ".join(MAIN_KEYS + POSITION_KEYS[1:])
+                    + ", ".join(main_keys() + SPATIAL_KEYS)
                 )
             if key in selectors:
                 raise UnifiedVizError(f"selector {key!r} appears twice in unit address {text!r}")

@@ -5,8 +5,14 @@ forward hooks, and stops the forward pass as soon as every requested layer has f
 early layer never pays for the whole network. Hooks, train/eval flags, `requires_grad` and
 fused-attention switches are always restored, also when the forward pass raises.
 
-A module called several times per forward (torchvision ResNets reuse one `relu` per block)
-gets one layer per call: `layer1.0.relu` is the first call, `layer1.0.relu#1` the second.
+A module called several times per forward (torchvision ResNets reuse one `relu` per block, a
+recurrent or spiking module fires once per time step) gets one layer per call: `layer1.0.relu`
+is the first call, `layer1.0.relu#1` the second; when every call has the same shape, `name#*`
+is all of them summed (spike counts). Names are read and written by `layouts.split_call` /
+`layouts.call_name` only.
+
+What a unit reads and which addresses are in range is asked of the layout objects
+(`layouts.py`) and the unit-kind registry (`unit_kinds/`), never decided here.
 """
 from __future__ import annotations
 
@@ -14,19 +20,27 @@ import contextlib
 import difflib
 import fnmatch
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import UnifiedVizError
 from ..models.sources import wrap_module
 from ..models.spec import InputSpec, VizModel, as_viz_model, device_of
+from ..unit_kinds import UNIT_KINDS
 from ..units import Unit, parse_units
-from .families import head_output_target, unfused_attention
-from .layouts import Layout, first_tensor, infer_layout
+from .families import unfused_attention
+from .layouts import (
+    Layout,
+    OtherLayout,
+    VectorLayout,
+    call_name,
+    first_tensor,
+    infer_layout,
+    replace_first_tensor,
+    split_call,
+)
 from .transformer_lens import bridge_layers, is_bridge
 
 #: Capture key of the model's output logits (units such as `class=3` with no layer).
@@ -35,28 +49,52 @@ LOGITS = "<logits>"
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A hookable layer: `shape` is canonical and excludes the batch dimension."""
+    """A hookable layer: `shape` is canonical and excludes the batch dimension.
+
+    `calls` > 1 marks an aggregate layer `name#*`: the sum of that many calls of the module.
+    """
 
     name: str
     module_type: str
     shape: tuple[int, ...]
     layout: Layout
+    calls: int = 1
+
+    @property
+    def module(self) -> str:
+        """The module's name, without a call suffix."""
+        return split_call(self.name)[0]
+
+    @property
+    def call(self) -> int | None:
+        """Which call of the module this layer is (0 first; None: every call, summed)."""
+        return split_call(self.name)[1]
 
     def describe(self) -> str:
-        extra = ", channels-last" if self.layout.channels_last else ""
-        extra += f", {self.layout.prefix} prefix" if self.layout.prefix else ""
-        return f"{self.layout.kind}{extra}"
+        text = self.layout.describe()
+        return f"{text}, {self.calls} calls summed" if self.calls > 1 else text
+
+    def where(self) -> str:
+        """How messages name this layer: `layer 'conv2' (conv [32, 16, 16])` or `the model output`."""
+        if self.name == LOGITS:
+            return "the model output"
+        return f"layer {self.name!r} ({self.describe()} {list(self.shape)})"
 
 
 @dataclass(frozen=True)
 class ResolvedUnit:
-    """A validated unit and where to read it: the captured layer, and heads to split D into."""
+    """A validated unit and where to read it: the captured layer, and heads to split D into.
+
+    `direction` (direction units) and `data` (other kinds) hold what the unit kind's `prepare`
+    loaded at resolve time.
+    """
 
     unit: Unit
     target: str
     info: LayerInfo
     heads: int = 0
     direction: torch.Tensor | None = None
+    data: Any = None
 
 
 class _StopForward(Exception):
@@ -76,9 +114,14 @@ class Adapter:
         self._layers: dict[str, LayerInfo] | None = None
 
     # ------------------------------------------------------------------ listing
-    def layers(self, pattern: str | None = None) -> list[LayerInfo]:
-        """Every layer that fires in a forward pass, in execution order; `pattern` is a glob."""
-        infos = list(self._probe().values())
+    def layers(self, pattern: str | None = None, *, each_call: bool = True) -> list[LayerInfo]:
+        """Every layer that fires in a forward pass, in execution order; `pattern` is a glob.
+
+        A module that fires several times lists each call (`name`, `name#1`, ...) followed by
+        `name#*`, their sum, when the calls agree in shape and layout. `each_call=False` lists
+        such a module once, as `name#*` (its `calls` says how many), in place of its calls.
+        """
+        infos = self._ordered(each_call)
         if pattern:
             glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
             infos = [i for i in infos if fnmatch.fnmatchcase(i.name, glob)]
@@ -88,11 +131,45 @@ class Adapter:
         layers = self._probe()
         if name in layers:
             return layers[name]
-        if name in self.modules:
+        module, k = split_call(name)
+        if k is None and any(i.module == module for i in layers.values()):
+            calls = [i.name for i in layers.values() if i.module == module]
+            if len(calls) == 1:
+                raise UnifiedVizError(f"layer {module!r} fires once per forward pass: address it as {module!r}")
+            raise UnifiedVizError(
+                f"the calls of {module!r} differ in shape or layout, so {name!r} cannot sum them: "
+                f"pick one call ({', '.join(calls[:4])}{', ...' if len(calls) > 4 else ''})"
+            )
+        if module != name and module in self.modules:
+            calls = [i.name for i in layers.values() if i.module == module and i.calls == 1]
+            if calls:
+                raise UnifiedVizError(
+                    f"{module!r} fires {len(calls)} time(s) per forward pass, so {name!r} is not one of its "
+                    f"calls: pick one of {', '.join(calls[:4])}{', ...' if len(calls) > 4 else ''}"
+                )
+        if name in self.modules or module in self.modules:
             raise UnifiedVizError(f"layer {name!r} exists but never runs in a forward pass of this model: pick another")
         close = difflib.get_close_matches(name, list(layers), n=5, cutoff=0.5)
         hint = f"closest: {', '.join(close)}" if close else "run `unifiedviz layers MODEL` to list them"
         raise UnifiedVizError(f"unknown layer {name!r}; {hint}")
+
+    def _ordered(self, each_call: bool) -> list[LayerInfo]:
+        layers = self._probe()
+        aggregates = {i.module: i for i in layers.values() if i.calls > 1}
+        out: list[LayerInfo] = []
+        for info in layers.values():
+            if info.calls > 1:
+                continue  # placed next to its module's calls
+            agg = aggregates.get(info.module) if info.name != LOGITS else None
+            if agg is None:
+                out.append(info)
+            elif each_call:
+                out.append(info)
+                if info.call == agg.calls - 1:
+                    out.append(agg)
+            elif info.call == 0:
+                out.append(agg)
+        return out
 
     def _probe(self) -> dict[str, LayerInfo]:
         if self._layers is None:
@@ -101,19 +178,19 @@ class Adapter:
 
     def _run_probe(self) -> dict[str, LayerInfo]:
         seen: dict[str, LayerInfo] = {}
-        calls: dict[str, int] = {}
+        per_module: dict[str, list[LayerInfo | None]] = {}
         spec = self.model.spec
 
         def make_hook(name: str) -> Callable:
             def hook(module, inputs, output):
-                k = calls.get(name, 0)
-                calls[name] = k + 1
+                k = len(per_module.setdefault(name, []))
                 t = first_tensor(output)
                 if t is None or t.dim() < 2:
+                    per_module[name].append(None)
                     return
-                key = name if k == 0 else f"{name}#{k}"
+                key = call_name(name, k)
                 if t.shape[0] != probe_batch:  # e.g. Swin's windows folded into the batch
-                    layout = Layout("other")
+                    layout: Layout = OtherLayout()
                 else:
                     layout = infer_layout(
                         name,
@@ -125,6 +202,7 @@ class Adapter:
                     )
                 shape = tuple(layout.canonical(t).shape[1:])
                 seen[key] = LayerInfo(key, type(module).__name__, shape, layout)
+                per_module[name].append(seen[key])
 
             return hook
 
@@ -137,7 +215,13 @@ class Adapter:
             finally:
                 for h in handles:
                     h.remove()
-        seen[LOGITS] = LayerInfo(LOGITS, "output", tuple(logits.shape[1:]), Layout("vector"))
+        for name, infos in per_module.items():
+            # A module firing several times with one shape and layout (per time step) can be summed.
+            if len(infos) > 1 and all(infos) and len({(i.shape, i.layout) for i in infos}) == 1:
+                first = infos[0]
+                agg = call_name(name, None)
+                seen[agg] = LayerInfo(agg, first.module_type, first.shape, first.layout, calls=len(infos))
+        seen[LOGITS] = LayerInfo(LOGITS, "output", tuple(logits.shape[1:]), VectorLayout())
         return seen
 
     # ------------------------------------------------------------------ units
@@ -148,32 +232,15 @@ class Adapter:
             if len(parsed) != 1:
                 raise UnifiedVizError(f"{unit!r} names {len(parsed)} units; resolve them one at a time")
             unit = parsed[0]
-        heads = 0
-        target = unit.layer if unit.layer is not None else LOGITS
-        if unit.kind == "head":
-            target, heads = self._head_target(unit)
+        kind = UNIT_KINDS.get(unit.kind)
+        if kind.target is not None:
+            target, heads = kind.target(self, unit)
+        else:
+            target, heads = (unit.layer if unit.layer is not None else LOGITS), 0
         info = self.layer(target)
-        direction = _load_direction(unit, info) if unit.kind == "direction" else None
-        _check_ranges(unit, info, heads)
-        return ResolvedUnit(unit, target, info, heads, direction)
-
-    def _head_target(self, unit: Unit) -> tuple[str, int]:
-        assert unit.layer is not None
-        info = self.layer(unit.layer)
-        if info.layout.kind in ("attention", "heads"):
-            return unit.layer, 0
-        module = self.modules[unit.layer.split("#")[0]]
-        found = head_output_target(unit.layer, module, self.modules)
-        if found is None:
-            # HF attention computes probabilities in a function and merges heads only inside o_proj.
-            hint = ("its heads never leave it as a module output: load a Hugging Face ViT as tl:DIR and address "
-                    "'blocks.N.attn:head=H'") if hasattr(module, "o_proj") else (
-                    "address the attention module itself (e.g. 'blocks.4.attn:head=2') or its probabilities "
-                    "('blocks.4.attn.attn_drop')")
-            raise UnifiedVizError(f"layer {unit.layer!r} is not an attention module with per-head outputs: {hint}")
-        target, heads = found
-        # Already split per head (e.g. HookedTransformer's [B,T,heads,d] hook_z): nothing to reshape.
-        return target, 0 if self.layer(target).layout.kind == "heads" else heads
+        info.layout.check_unit(unit, info.shape, index_axis=kind.index_axis, heads=heads, where=info.where())
+        extra = kind.prepare(unit, info) if kind.prepare is not None else {}
+        return ResolvedUnit(unit, target, info, heads, **extra)
 
     # ------------------------------------------------------------------ capture
     def capture(
@@ -191,46 +258,97 @@ class Adapter:
         with self.session(targets, stop_early=stop_early, freeze=freeze) as run:
             return run(x)
 
+    def gradient_x_activation(
+        self, x: torch.Tensor, layer: str, score: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """Gradient x activation of `score(logits)` (summed over the batch) at `layer`, canonical `[B, ...]`.
+
+        Per image, the first-order share of the score each activation carries. An aggregate
+        layer `name#*` gives the sum of its calls' products. Weights stay frozen.
+        """
+        name = self.layer(layer).name
+        with self.session([name, LOGITS], stop_early=False, live=True) as run, torch.enable_grad():
+            acts = run(x.detach().requires_grad_(True))
+            live = acts[name] if isinstance(acts[name], list) else [acts[name]]
+            grads = torch.autograd.grad(score(acts[LOGITS]).sum(), live, allow_unused=True)
+            total = None
+            for g, a in zip(grads, live):
+                part = (g * a).detach() if g is not None else torch.zeros_like(a).detach()
+                total = part if total is None else total + part
+        return total
+
     @contextlib.contextmanager
     def session(
-        self, targets: Iterable[str | Unit] | str, *, stop_early: bool = True, freeze: bool = True
+        self,
+        targets: Iterable[str | Unit] | str,
+        *,
+        stop_early: bool = True,
+        freeze: bool = True,
+        live: bool = False,
     ) -> Iterator[Callable[[torch.Tensor], dict[str, torch.Tensor]]]:
-        """Set up hooks once and yield `run(x) -> activations`, for loops such as the AM engine."""
+        """Set up hooks once and yield `run(x) -> activations`, for loops such as the AM engine.
+
+        `live=True` returns the tensors the network itself goes on computing with (canonical
+        views, not clones), so `torch.autograd.grad(score, acts[layer])` works; an aggregate
+        `name#*` then comes back as the list of its calls' tensors. Later in-place ops of the
+        network (`ReLU(inplace=True)`) may rewrite live tensors.
+        """
         names = self._target_names(targets)
         wanted = [n for n in names if n != LOGITS]
         need_logits = LOGITS in names
-        by_module: dict[str, list[str]] = {}
+        infos = {n: self.layer(n) for n in wanted}
+        by_module: dict[str, dict[int | None, str]] = {}  # module -> {call (None: all calls): layer}
         for n in wanted:
-            by_module.setdefault(n.split("#")[0], []).append(n)
-        store: dict[str, torch.Tensor] = {}
+            module, k = split_call(n)
+            by_module.setdefault(module, {})[k] = n
+        store: dict[str, Any] = {}
         calls: dict[str, int] = {}
+        pending: set[str] = set()
         stop_when_done = stop_early and not need_logits
         # Hooks act only inside this session's own run(): other forward passes of the model
         # (a bare call, another open session) must not be captured or stopped.
         running = False
 
         def make_hook(module_name: str) -> Callable:
+            keys = by_module[module_name]
+            aggregate = keys.get(None)
+
             def hook(module, inputs, output):
                 if not running:
-                    return
+                    return None
                 k = calls.get(module_name, 0)
                 calls[module_name] = k + 1
-                key = module_name if k == 0 else f"{module_name}#{k}"
-                if key not in wanted_set:
-                    return
+                key = keys.get(k)
+                if key is None and aggregate is None:
+                    return None
                 t = first_tensor(output)
-                done = stop_when_done and len(store) + 1 == len(wanted_set)
+                layout = infos[key or aggregate].layout
+                c = layout.canonical(t)
+                replaced = None
+                if live and c is not t:  # make the canonical view the one the network computes with
+                    replaced = replace_first_tensor(output, layout.restore(c))
+                if key is not None:
+                    pending.discard(key)
+                if aggregate is not None and k + 1 >= infos[aggregate].calls:
+                    pending.discard(aggregate)
+                done = stop_when_done and not pending
                 # Clone unless we stop right here: later in-place ops (ReLU(inplace), x += y)
                 # would otherwise rewrite what we captured.
-                store[key] = layouts[key].canonical(t if done else t.clone())
+                keep = c if live or done else c.clone()
+                if key is not None:
+                    store[key] = keep
+                if aggregate is not None:
+                    if live:
+                        store.setdefault(aggregate, []).append(c)
+                    else:  # out of place: the sum never aliases a tensor the network rewrites
+                        store[aggregate] = store[aggregate] + c if aggregate in store else keep
                 if done:
                     raise _StopForward
+                return replaced
 
             return hook
 
-        wanted_set = set(wanted)
-        layouts = {n: self.layer(n).layout for n in wanted}
-        probs = [n for n in wanted if n.endswith("attn_drop")]
+        probs = [n for n in wanted if split_call(n)[0].endswith("attn_drop")]
         with self._prepared(freeze=freeze), unfused_attention(self.modules, probs) if probs else _nothing():
             handles = [self.modules[m].register_forward_hook(make_hook(m)) for m in by_module]
             try:
@@ -240,6 +358,8 @@ class Adapter:
                     self.model.spec.check(x)
                     store.clear()
                     calls.clear()
+                    pending.clear()
+                    pending.update(wanted)
                     running = True
                     try:
                         logits = self.model(x)
@@ -250,7 +370,7 @@ class Adapter:
                     out = dict(store)
                     if need_logits:
                         out[LOGITS] = logits
-                    missing = wanted_set - set(out)
+                    missing = set(wanted) - set(out)
                     if missing:
                         raise RuntimeError(f"layers {sorted(missing)} did not fire in this forward pass")
                     return out
@@ -297,61 +417,3 @@ class Adapter:
 @contextlib.contextmanager
 def _nothing() -> Iterator[None]:
     yield
-
-
-def _check_ranges(unit: Unit, info: LayerInfo, heads: int) -> None:
-    kind, shape = info.layout.kind, info.shape
-    where = f"layer {info.name!r} ({info.describe()} {list(shape)})" if info.name != LOGITS else "the model output"
-
-    def check(what: str, value: int | None, size: int) -> None:
-        if value is not None and not 0 <= value < size:
-            plural = "classes" if what == "class" else f"{what}s"
-            raise UnifiedVizError(f"{what} {value} is out of range for {where}: valid {plural} are 0..{size - 1}")
-
-    if kind == "other":
-        raise UnifiedVizError(
-            f"no unit reads {where}: its layout is not a conv map, token sequence or vector; "
-            "capture it raw with Adapter.capture or pick a neighbouring layer"
-        )
-    if unit.kind in ("channel", "neuron", "class"):
-        size = {"conv": 0, "sequence": 0, "tokens": -1, "vector": -1, "heads": -1}.get(kind)
-        if size is None:
-            raise UnifiedVizError(f"{unit.kind}= does not apply to {where}: use head= for attention layers")
-        check(unit.kind, unit.index, shape[size])
-    if unit.kind == "head":
-        check("head", unit.index, heads or (shape[0] if kind == "attention" else shape[1]))
-    if unit.token is not None:
-        if kind not in ("tokens", "heads", "attention"):
-            raise UnifiedVizError(f"token= needs a token layer, but {where} is not one: drop token= or pick a ViT layer")
-        tokens = shape[1] if kind == "attention" else shape[0]
-        if unit.token == "cls":
-            if not info.layout.prefix:
-                raise UnifiedVizError(f"token=cls: {where} has no CLS/prefix token; give a token index instead")
-        else:
-            check("token", int(unit.token), tokens)
-    if unit.y is not None or unit.x is not None:
-        if kind not in ("conv", "sequence"):
-            raise UnifiedVizError(f"y=/x= positions need a conv layer, but {where} is {kind}; use token= for ViTs")
-        if kind == "conv":
-            check("y", unit.y, shape[1])
-            check("x", unit.x, shape[2])
-        else:
-            check("x", unit.x, shape[1])
-
-
-def _load_direction(unit: Unit, info: LayerInfo) -> torch.Tensor:
-    path = Path(unit.direction or "")
-    if not path.is_file():
-        raise UnifiedVizError(f"direction file {str(path)!r} not found: save a 1-D vector with numpy.save")
-    try:
-        vec = np.load(path, allow_pickle=False)  # never unpickle a user file
-    except ValueError as exc:
-        raise UnifiedVizError(f"cannot read direction file {str(path)!r} ({exc}): save it with numpy.save") from None
-    kind, shape = info.layout.kind, info.shape
-    width = shape[0] if kind in ("conv", "sequence") else shape[-1]
-    if vec.ndim != 1 or vec.shape[0] != width:
-        raise UnifiedVizError(
-            f"direction in {str(path)!r} has shape {list(vec.shape)} but layer {info.name!r} has {width} "
-            f"features: save a 1-D vector of length {width}"
-        )
-    return torch.as_tensor(vec, dtype=torch.float32)
