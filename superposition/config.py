@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -16,6 +14,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from unifiedviz.errors import UnifiedVizError
+from unifiedviz.options import build, parse_set, read_yaml, set_key
 
 RUNS = ("baseline", "active")
 
@@ -111,154 +110,25 @@ class ExperimentConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config (or start from defaults), apply `key=value` overrides, validate."""
-    raw: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise UnifiedVizError(f"config file {source!r} not found: check the path")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            line = f" at line {where.line + 1}" if where is not None else ""
-            raise UnifiedVizError(f"{source} is not valid YAML{line}: fix the syntax") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise UnifiedVizError(f"{source} must hold a mapping of keys (data:, model:, ...), not a {type(loaded).__name__}")
-        raw = loaded
-    cfg = _build(ExperimentConfig, raw, "", source)
+    """Read a YAML config (or start from defaults), apply `key=value` overrides, validate.
+
+    Typing, `--set` and error messages are the shared options layer's (unifiedviz.options), so
+    `lr: 1/20`, `--set train.lr=1e-3` and a mistyped key read as in every other command.
+    """
+    source = "defaults" if path is None else str(path)
+    cfg = build(ExperimentConfig, read_yaml(path), source) if path is not None else ExperimentConfig()
     for item in overrides or []:
-        key, value = _parse_override(item)
-        _set(cfg, key, value)
+        key, value = parse_set(item)
+        set_key(cfg, key, value)
     check(cfg, source)
     return cfg
 
 
 def from_dict(data: dict[str, Any], source: str = "dict") -> ExperimentConfig:
     """Validate a plain dict (e.g. a run folder's saved config) into a config."""
-    cfg = _build(ExperimentConfig, data, "", source)
+    cfg = build(ExperimentConfig, data, source)
     check(cfg, source)
     return cfg
-
-
-def _build(cls: type, raw: Any, prefix: str, source: str):
-    if not isinstance(raw, dict):
-        raise UnifiedVizError(f"'{prefix.rstrip('.')}' in {source} must be a mapping of keys, not {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            raise UnifiedVizError(_unknown_key(f"{prefix}{key}", names, prefix, source))
-    kwargs = {}
-    for name in names:
-        if name not in raw:
-            continue
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, raw[name], f"{prefix}{name}.", source)
-        else:
-            kwargs[name] = _coerce(raw[name], hint, f"{prefix}{name}", source)
-    return cls(**kwargs)
-
-
-def _unknown_key(key: str, names: list[str], prefix: str, source: str) -> str:
-    leaf = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.6)
-    hint = f"did you mean '{prefix}{close[0]}'?" if close else f"valid keys here: {', '.join(names)}"
-    return f"unknown config key '{key}' in {source}; {hint}"
-
-
-def _parse_override(item: str) -> tuple[str, Any]:
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-        raise UnifiedVizError(f"--set {item!r} must look like key=value (e.g. train.epochs=2)")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        raise UnifiedVizError(f"--set {item!r}: cannot read the value {text!r}; quote it or use YAML syntax") from None
-    return key.strip(), value
-
-
-def _set(cfg: ExperimentConfig, key: str, value: Any) -> None:
-    source = f"--set {key}"
-    node: Any = cfg
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        names = [f.name for f in dataclasses.fields(node)]
-        prefix = ".".join(parts[:i]) + "." if i else ""
-        if part not in names:
-            raise UnifiedVizError(_unknown_key(key, names, prefix, source))
-        hint = typing.get_type_hints(type(node))[part]
-        if i == len(parts) - 1:
-            if dataclasses.is_dataclass(hint):
-                value = _build(hint, value, f"{key}.", source)
-            else:
-                value = _coerce(value, hint, key, source)
-            setattr(node, part, value)
-        else:
-            node = getattr(node, part)
-            if not dataclasses.is_dataclass(node):
-                raise UnifiedVizError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is a value, not a section")
-
-
-def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    ok, out = _match(value, hint)
-    if not ok:
-        raise UnifiedVizError(f"config key '{key}' in {source} must be {_describe(hint)}, got {value!r}")
-    return out
-
-
-def _match(value: Any, hint: Any) -> tuple[bool, Any]:
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        for option in typing.get_args(hint):
-            ok, out = _match(value, option)
-            if ok:
-                return True, out
-        return False, None
-    if origin is Literal:
-        return value in typing.get_args(hint), value
-    if origin is list:
-        if not isinstance(value, list):
-            return False, None
-        (item,) = typing.get_args(hint)
-        results = [_match(v, item) for v in value]
-        return all(ok for ok, _ in results), [out for _, out in results]
-    if hint is type(None):
-        return value is None, None
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, bool):
-            return False, None
-        if isinstance(value, (int, float)):
-            return True, float(value)
-        try:  # YAML 1.1 reads 1e-3 as a string (it wants 1.0e-3)
-            return isinstance(value, str), float(value)
-        except ValueError:
-            return False, None
-    if hint is str:
-        return isinstance(value, str), value
-    raise TypeError(f"no config rule for type {hint!r}")
-
-
-def _describe(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(h) for h in typing.get_args(hint))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(v) for v in typing.get_args(hint))
-    if origin is list:
-        return f"a list of ({_describe(typing.get_args(hint)[0])})"
-    if hint is type(None):
-        return "null"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
 
 
 def check(cfg: ExperimentConfig, source: str) -> None:

@@ -1,14 +1,14 @@
 """Config loading: shipped configs, overrides, and errors that name the key and the file."""
-import argparse
 from pathlib import Path
 
 import pytest
 import yaml
 
-from superposition import cli
 from superposition.config import from_dict, load_config
 from superposition.experiment import check_run_dir
+from unifiedviz.cli import main
 from unifiedviz.errors import UnifiedVizError
+from unifiedviz.report.run_folder import write_manifest
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "superposition"
 
@@ -47,7 +47,7 @@ def test_unknown_top_level_key_names_key_and_file(tmp_path):
 
 def test_mistyped_nested_key_suggests_the_right_one(tmp_path):
     path = write(tmp_path, "train:\n  epoch: 3\n")
-    with pytest.raises(UnifiedVizError, match=r"unknown config key 'train\.epoch' in .*exp\.yaml; did you mean 'train\.epochs'"):
+    with pytest.raises(UnifiedVizError, match=r"unknown key 'train\.epoch' in .*exp\.yaml; did you mean 'train\.epochs'"):
         load_config(path)
 
 
@@ -71,7 +71,7 @@ def test_overrides_are_typed_and_checked(tmp_path):
                       ["train.epochs=2", "metrics.embeddings=[tsne]", "metrics.max_samples=null", "train.lr=1e-2"])
     assert cfg.train.epochs == 2 and cfg.metrics.embeddings == ["tsne"] and cfg.metrics.max_samples is None
     assert cfg.train.lr == 0.01
-    with pytest.raises(UnifiedVizError, match=r"unknown config key 'train\.epoch' in --set train\.epoch; did you mean"):
+    with pytest.raises(UnifiedVizError, match=r"unknown key 'train\.epoch' in --set train\.epoch; did you mean"):
         load_config(CONFIGS / "digits_smoke.yaml", ["train.epoch=2"])
     with pytest.raises(UnifiedVizError, match="key=value"):
         load_config(None, ["train.epochs"])
@@ -79,14 +79,11 @@ def test_overrides_are_typed_and_checked(tmp_path):
         load_config(None, ["seed.x=1"])
 
 
-def test_cli_reports_config_errors_before_touching_the_run_folder(tmp_path):
-    parser = argparse.ArgumentParser()
-    cli.add_subcommand(parser.add_subparsers())
+def test_cli_reports_config_errors_before_touching_the_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    args = parser.parse_args(["superposition", "run", str(CONFIGS / "digits_smoke.yaml"), "--set", "trian.epochs=1",
-                              "--out", str(out)])
-    with pytest.raises(UnifiedVizError, match="trian"):
-        args.func(args)
+    assert main(["superposition", "run", str(CONFIGS / "digits_smoke.yaml"), "--set", "trian.epochs=1",
+                 "--out", str(out)]) == 2
+    assert "trian" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -95,6 +92,7 @@ def test_existing_run_folder_needs_resume_or_force(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.yaml").write_text(cfg.to_yaml())
+    write_manifest(out, "superposition run", files=["config.yaml"], complete=True)  # as a finished run leaves it
     with pytest.raises(UnifiedVizError, match="already exists: pass --resume .* or --force"):
         check_run_dir(out, cfg, resume=False, force=False)
     check_run_dir(out, cfg, resume=True, force=False)  # same config: fine
@@ -109,8 +107,9 @@ def test_existing_run_folder_needs_resume_or_force(tmp_path):
 def test_force_never_deletes_a_folder_that_is_not_a_run(tmp_path):
     cfg = load_config(CONFIGS / "digits_smoke.yaml")
     (tmp_path / "precious.txt").write_text("keep me")
-    with pytest.raises(UnifiedVizError, match="not a superposition run folder"):
+    with pytest.raises(UnifiedVizError, match="did not write"):
         check_run_dir(tmp_path, cfg, resume=False, force=True)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
 def test_resolved_config_round_trips_through_yaml():
