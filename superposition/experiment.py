@@ -32,6 +32,7 @@ from .io import load_weights, save_weights
 from .measure import measure
 from .plots import cosine_plot, embedding_plot, rounds_plot
 from .report import write_report
+from .strategies import strategy_layers
 from .train import fit, inference_device
 
 #: The command name recorded in the run folder's manifest.
@@ -141,8 +142,8 @@ def check_layers(cfg: ExperimentConfig, data: SuperpositionData) -> None:
     """Fail before training if a configured layer does not exist in the model."""
     adapter = Adapter(new_model(cfg, data))
     keys = [("metrics.layers", n) for n in cfg.metrics.layers] + [("metrics.cosine_layers", n) for n in cfg.metrics.cosine_layers]
-    if "active" in cfg.runs and cfg.active.strategy == "coreset":
-        keys.append(("active.feature_layer", cfg.active.feature_layer))
+    if "active" in cfg.runs:  # layers the strategy itself reads (core-set's feature layer)
+        keys.extend(strategy_layers(cfg.active).items())
     for key, name in keys:
         try:
             adapter.layer(name)

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from unifiedviz.adapters import split_call
+
 from .config import MetricsConfig
 from .features import extract
 from .metrics import METRICS, embed_2d, weight_vectors
@@ -73,5 +75,5 @@ def measure(
 def _weight(model: nn.Module, layer: str) -> torch.Tensor | None:
     """The layer's weight with one row per output unit (conv or linear), if it has one."""
     net = getattr(model, "net", model)
-    w = getattr(net.get_submodule(layer.split("#")[0]), "weight", None)
+    w = getattr(net.get_submodule(split_call(layer)[0]), "weight", None)
     return w if isinstance(w, torch.Tensor) and w.dim() >= 2 else None

@@ -11,6 +11,8 @@ from .command import Command, ModelOptions, load_model_from, register
 @dataclass
 class LayersOptions(ModelOptions):
     filter: str | None = option(None, "only layers whose name matches (substring or glob)", metavar="PATTERN")
+    collapse_calls: bool = option(False, "list a module that runs several times per forward pass once, as NAME#* "
+                                         "(its calls summed), not once per call")
 
 
 @register("layers")
@@ -21,7 +23,7 @@ class Layers(Command):
     def run(self, opts: LayersOptions) -> int:
         from ..adapters import Adapter
 
-        infos = Adapter(load_model_from(opts)).layers(opts.filter)
+        infos = Adapter(load_model_from(opts)).layers(opts.filter, each_call=not opts.collapse_calls)
         if not infos:
             raise UnifiedVizError(f"no layer matches {opts.filter!r}: try a shorter pattern or no --filter")
         rows = [(i.name, i.module_type, "x".join(map(str, i.shape)), i.describe()) for i in infos]
