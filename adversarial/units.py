@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from unifiedviz.adapters import LOGITS, Adapter
+from unifiedviz.adapters import LOGITS, as_adapter
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.models.spec import device_of
 
@@ -24,7 +24,7 @@ def units_for_class(model, layer: str, class_index: int, images: torch.Tensor, *
     units that never fire on `images` (zero contribution) are left out. `layer` may be an
     aggregate `name#*` (every call of a per-time-step module): contributions of all calls add up.
     """
-    adapter = model if isinstance(model, Adapter) else Adapter(model)
+    adapter = as_adapter(model)
     info = adapter.layer(layer)
     layout = info.layout
     if layout.unit_axes is None:
