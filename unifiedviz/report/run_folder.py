@@ -90,7 +90,7 @@ class Claim:
 
 def claim(out: str | Path, command: str, *, incremental: bool = False, option: str = "--out") -> Claim:
     """Check that `command` may write `out`; raise a one-line error before any work if not."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # `--out .` has a parent and a name to build beside
     previous = check(out, command, incremental=incremental, option=option)
     return Claim(out, command, previous, incremental)
 
