@@ -33,7 +33,8 @@ from .unit_kinds import UNIT_KINDS
 from .units import Unit
 
 #: Named objective factories (`OBJECTIVES.get("total_variation")()`), for configs and the CLI.
-OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective")
+#: Sequence Dreaming adds gaussian, realism and border (`unifiedviz/sequences/terms.py`), loaded on first look-up.
+OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective", modules=["unifiedviz.sequences.terms"])
 
 
 @dataclass

@@ -7,6 +7,7 @@ replaced whole); `Visualization.save(out)` does both steps.
     grid.png                 all images tiled (sequences: one panel each)
     grid_step00064.png       the images after step 64, for each snapshot step (images only)
     unit_000.png ...         one PNG per image, in the order of `names`
+    sequences.png            sequence models with known data: each sequence over its class's real ones
     summary.json             metadata, per image: address, file, final objective, activation
                              (reference max and whether the image beats it), mean history
 """
@@ -37,7 +38,12 @@ def write_visualization(result: "Visualization", folder: Path) -> None:
     for step, snap in sorted(result.snapshots.items()):
         if snap.dim() == 4:
             save_png(image_grid(snap, scale=upscale_factor(snap.shape[-1])), folder / f"grid_step{step:05d}.png")
-    write_json(folder / "summary.json", summary(result, files))
+    data = summary(result, files)
+    if result.images.dim() == 3:  # sequences: probabilities, HF energy, sequences.png over real data
+        from ..sequences.report import add_sequence_report
+
+        add_sequence_report(result, folder, data)
+    write_json(folder / "summary.json", data)
 
 
 def summary(result: "Visualization", files: list[str] | None = None) -> dict:

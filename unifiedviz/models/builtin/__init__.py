@@ -1,7 +1,8 @@
 """Small models that ship with the package, addressable by name (`builtin:digits-cnn`).
 
 `digits-cnn` and `digits-vit` come with weights trained offline on scikit-learn digits
-(scripts/train_builtins.py); the CIFAR ResNets `cifar_resnet20`, `cifar_resnet32`,
+(scripts/train_builtins.py); `gunpoint-cnn`, a 1-D CNN, on UCR GunPoint
+(scripts/train_sequence_builtins.py); the CIFAR ResNets `cifar_resnet20`, `cifar_resnet32`,
 `cifar_resnet44`, `cifar_resnet56` and `cifar_resnet110` are architectures only, for user
 checkpoints.
 """
@@ -15,10 +16,12 @@ from ._weights import builtin_metadata, weights_path
 from .cifar_resnet import CIFAR10_CLASSES, CIFAR10_SPEC, CIFAR_RESNETS, cifar_resnet, cifar_resnet20
 from .digits_cnn import DIGITS_SPEC, digits_cnn
 from .digits_vit import digits_vit
+from .gunpoint_cnn import GUNPOINT_CLASSES, GUNPOINT_SPEC, gunpoint_cnn
 
 BUILTINS: dict[str, Callable[..., VizModel]] = {
     "digits-cnn": digits_cnn,
     "digits-vit": digits_vit,
+    "gunpoint-cnn": gunpoint_cnn,
     **CIFAR_RESNETS,
 }
 
@@ -34,4 +37,5 @@ __all__ = [
     "BUILTINS", "build_builtin", "builtin_metadata", "weights_path",
     "digits_cnn", "digits_vit", "cifar_resnet", "cifar_resnet20",
     "DIGITS_SPEC", "CIFAR10_SPEC", "CIFAR10_CLASSES",
+    "gunpoint_cnn", "GUNPOINT_SPEC", "GUNPOINT_CLASSES",
 ]
