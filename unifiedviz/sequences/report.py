@@ -36,13 +36,15 @@ def add_sequence_report(result, folder: Path, summary: dict) -> None:
     if reference_set(source) is None:
         return
     try:
-        spec = _builtin_spec(source)
+        model = _builtin(source)
+        spec = model.spec
         real = model_sequences(source, spec, "train")
     except UnifiedVizError as exc:
         summary["sequences"] = {"reference": f"unavailable: {exc}"}
         return
-    plot_over_real(images, classes, real.x, real.y, folder / "sequences.png", titles=list(result.names),
-                   class_names=real.classes)
+    names = model.class_names or real.classes
+    titles = [n if c is None else f"{n} ({names[c]})" for n, c in zip(result.names, classes)]
+    plot_over_real(images, classes, real.x, real.y, folder / "sequences.png", titles=titles, class_names=names)
     x, r = from_unit_range(images, spec), from_unit_range(real.x, spec)
     for metric in ("euclidean", "dtw"):
         near = nearest_real(x, r, real.y, classes, metric)
@@ -65,10 +67,10 @@ def _class_of(name: str) -> int | None:
     return unit.index if unit.kind == "class" and unit.layer is None else None
 
 
-def _builtin_spec(source: str):
+def _builtin(source: str):
     from ..models.builtin import build_builtin
 
-    return build_builtin(source.removeprefix("builtin:"), load_weights=False).spec
+    return build_builtin(source.removeprefix("builtin:"), load_weights=False)
 
 
 __all__ = ["add_sequence_report"]
