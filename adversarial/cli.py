@@ -131,13 +131,11 @@ def run(opts: AttackOptions) -> int:
         _write(tmp, result, summary, opts)
     s = result.summary()
     norm_max = s["linf_max"] if result.norm == "linf" else s["l2_max"]
-    print(f"{s['method']}: success {s['success_rate']:.3f} on {s['images']} images "
-          f"({result.success_rate(among_correct=True):.3f} of the {s['originally_correct']} originally correct); "
-          f"{result.norm} max {norm_max:.4g} <= eps {eps:.4g}")
+    print(f"{result.success_line()}; {result.norm}_max {norm_max:.4g} <= eps {eps:.4g}")
     for name, t in transfer.items():
         print(f"transfer to {name}: {t['rate']:.3f} of the source's successes" if t["rate"] is not None
               else f"transfer to {name}: no source successes to transfer")
-    print(f"wrote summary.json, {len(result)} adversarial PNGs and panels to {opts.out}")
+    print(f"wrote summary.json, {len(result)} adversarial PNGs{' and panels' if opts.panels else ''} to {opts.out}")
     return 0
 
 
@@ -155,6 +153,7 @@ def build_attack(opts: AttackOptions, model, eps: float):
 def _write(folder: Path, result, summary: dict, opts: AttackOptions) -> None:
     from unifiedviz.report import save_png, write_json
 
+    from .metrics import definitions
     from .panels import amplified, save_panel
 
     (folder / "adversarial").mkdir()
@@ -174,6 +173,7 @@ def _write(folder: Path, result, summary: dict, opts: AttackOptions) -> None:
         pert, k = amplified(result.perturbation)
         save_png(pert, folder / "perturbation.png")
         summary["perturbation_png_gain"] = k
+    summary["definitions"] = definitions(summary)
     for row, name in zip(summary["per_image"], files):
         row["adversarial_png"] = f"adversarial/{name}"
         if name in panels:

@@ -4,12 +4,15 @@
 result, that the perturbation stays inside the eps-ball and the images inside [0, 1]
 (`ConstraintViolation` otherwise: that would be a bug, not a user error).
 
-Success (the torchattacks convention):
-  untargeted: the adversarial prediction differs from the label. Images the model already
-              misclassifies count as successes as they are; `success_rate_correct` is the
-              rate over the originally correct images only.
-  targeted:   the adversarial prediction equals the target. `success_rate_on_correct` then
-              also leaves out images whose label already is the target.
+Success (every rate is reported with its numerator and denominator, see `SUMMARY_FIELDS`):
+  untargeted: the adversarial prediction differs from the label, over all images (images the
+              model already misclassifies count as successes, the torchattacks convention);
+              `success_rate_on_correct` is the rate over the images the model classified
+              correctly before the attack.
+  targeted:   the adversarial prediction equals the target, over the images whose label is
+              not already the target (those are counted in `images_already_target` and left
+              out of every success number); `success_rate_on_correct` is over those of them the
+              model classified correctly before the attack.
 Without labels, the labels are the model's own clean predictions (untargeted = flip them).
 """
 from __future__ import annotations
@@ -84,13 +87,32 @@ class AttackResult:
         return self.images.shape[0]
 
     def success_rate(self, *, among_correct: bool = False) -> float:
-        mask = self.clean_correct & self.eligible if among_correct else torch.ones_like(self.success)
+        """Successes over the eligible images (targeted: label not already the target); with
+        `among_correct`, over those the model also classified correctly before the attack."""
+        mask = self.eligible & self.clean_correct if among_correct else self.eligible
         rate = _rate(self.success[mask])
         return float("nan") if rate is None else rate
 
+    def success_line(self) -> str:
+        """The one-line success report the command prints: every number named, with its
+        numerator and denominator (see `SUMMARY_FIELDS`)."""
+        s = self.summary()
+        succ = f"{s['successes']}/{s['success_denominator']}"
+        on = f"{s['successes_on_correct']}/{s['success_on_correct_denominator']}"
+        if self.targeted:
+            what = "targeted success (adversarial prediction = target)"
+            pool = f"images not already of the target class ({s['images_already_target']} of {s['images']} were, left out)"
+        else:
+            what = "success (adversarial prediction != label)"
+            pool = "images"
+        return (f"{s['method']}: {what} {_fmt(s['success_rate'])} = {succ} {pool}; "
+                f"success_rate_on_correct {_fmt(s['success_rate_on_correct'])} = {on} of them classified correctly "
+                f"before the attack; clean_accuracy {_fmt(s['clean_accuracy'])} = {s['clean_correct']}/{s['images']}")
+
     def summary(self) -> dict:
         """Aggregate numbers (JSON-ready)."""
-        succ = self.success
+        succ = self.success & self.eligible
+        on_correct = self.eligible & self.clean_correct
         out = {
             "method": self.method,
             "model": self.model,
@@ -101,9 +123,13 @@ class AttackResult:
             "images": len(self),
             "labels_from": self.labels_from,
             "clean_accuracy": _rate(self.clean_correct),
-            "success_rate": _rate(succ),
-            "success_rate_on_correct": _rate(succ[self.clean_correct & self.eligible]),
-            "originally_correct": int(self.clean_correct.sum()),
+            "clean_correct": int(self.clean_correct.sum()),
+            "success_rate": _rate(self.success[self.eligible]),
+            "successes": int(succ.sum()),
+            "success_denominator": int(self.eligible.sum()),
+            "success_rate_on_correct": _rate(self.success[on_correct]),
+            "successes_on_correct": int(succ[on_correct].sum()),
+            "success_on_correct_denominator": int(on_correct.sum()),
             "adversarial_accuracy": _rate(self.adv_pred == self.labels),
             "mean_adv_confidence": _mean(self.adv_conf),
             "mean_adv_confidence_success": _mean(self.adv_conf[succ]),
@@ -145,6 +171,7 @@ class AttackResult:
             }
             if self.targeted:
                 row["target"] = self._cls(self.targets[i])
+                row["already_target"] = not bool(self.eligible[i])
                 row["adv_prob_target"] = round(float(self.adv_prob_target[i]), 5)
             for key, value in self.extra.items():
                 if isinstance(value, torch.Tensor) and value.dim() == 1 and len(value) == len(self):
@@ -163,6 +190,73 @@ class AttackResult:
             model = _model(m)
             out[_name(model, out)] = transfer_rate(self, model, batch_size=batch_size)
         return out
+
+
+#: What each key of `AttackResult.summary()` (and the command's `summary.json`) holds. Keys
+#: `mean_X` made from a per-image measure `X` in `extra` read "mean over all images of X".
+SUMMARY_FIELDS: dict[str, str] = {
+    "method": "the attack's registered name",
+    "model": "the attacked model's source",
+    "objective": "the objective the attack optimised",
+    "targeted": "true when the attack aims at target classes",
+    "norm": "the perturbation norm: linf or l2",
+    "eps": "the radius of the perturbation ball",
+    "images": "number of images attacked",
+    "labels_from": "'given' labels, or 'model': the model's clean predictions serve as labels",
+    "clean_accuracy": "clean_correct / images: share the model classified correctly before the attack",
+    "clean_correct": "images the model classified correctly before the attack",
+    "success_rate": "successes / success_denominator",
+    "successes": "eligible images that succeed: adversarial prediction != label (untargeted) or "
+                 "= target (targeted)",
+    "success_denominator": "eligible images: all images (untargeted), those whose label is not already "
+                           "the target (targeted)",
+    "success_rate_on_correct": "successes_on_correct / success_on_correct_denominator",
+    "successes_on_correct": "successes among the eligible images the model classified correctly before the attack",
+    "success_on_correct_denominator": "eligible images the model classified correctly before the attack",
+    "adversarial_accuracy": "share of all images whose adversarial prediction equals the label",
+    "mean_adv_confidence": "mean over all images of the adversarial prediction's softmax probability",
+    "mean_adv_confidence_success": "mean of the adversarial prediction's softmax probability over the successes",
+    "mean_clean_confidence": "mean over all images of the clean prediction's softmax probability",
+    "mean_prob_label_after": "mean over all images of the label's softmax probability on the adversarial image",
+    "mean_prob_target_after": "targeted: mean over all images of the target's softmax probability on the "
+                              "adversarial image",
+    "images_already_target": "targeted: images whose label already is the target (not in any success number)",
+    "linf_max": "largest L-inf norm of a perturbation",
+    "linf_mean": "mean L-inf norm of the perturbations",
+    "l2_max": "largest L2 norm of a perturbation",
+    "l2_mean": "mean L2 norm of the perturbations",
+    "steps_run": "optimisation steps run (the longest batch)",
+    "mean_steps_to_success": "mean over the successes of the updates applied when each first succeeded "
+                             "(null when not tracked)",
+    "seconds": "wall time of the attack",
+    "settings": "the attack's settings",
+    "layer": "feature matching: the layer whose features are matched",
+    "mean_feature_distance_before": "feature matching: mean relative feature distance to the guide before",
+    "mean_feature_distance_after": "feature matching: mean relative feature distance to the guide after",
+    "mean_unit_before": "unit attack: mean value of the unit on the clean images",
+    "mean_unit_after": "unit attack: mean value of the unit on the adversarial images",
+    "mean_unit_raised": "unit attack: share of images whose unit moved in the asked direction",
+    "unit": "unit attack: the unit's address",
+    "direction": "unit attack: up or down",
+    "quantized": "true when the images were rounded to 8 bits and every number re-measured on them",
+    "float_success_rate": "success_rate before rounding to 8 bits",
+    # keys the `attack` command adds to summary.json
+    "command": "the command's options",
+    "images_source": "where the images came from",
+    "transfer": "per other model: rate = share of the source's successes that also succeed on it, rate_all "
+                "over all images, rate_on_correct over source successes it classified correctly before",
+    "per_image": "one record per image (already_target: targeted, the label already is the target)",
+    "perturbation_png_gain": "universal attack: the gain k of perturbation.png (0.5 + k * delta)",
+}
+
+
+def definitions(summary: dict) -> dict[str, str]:
+    """The definition of every key of `summary` (a key without one is a bug: `KeyError`)."""
+    return {key: SUMMARY_FIELDS[key] for key in summary}
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def concat(results: Sequence[AttackResult]) -> AttackResult:
@@ -375,5 +469,5 @@ def _mean(values: torch.Tensor | None) -> float | None:
     return float(values.float().mean()) if values is not None and values.numel() else None
 
 
-__all__ = ["AttackResult", "ConstraintViolation", "measure", "check_constraints", "transfer_rate", "predict",
+__all__ = ["AttackResult", "ConstraintViolation", "SUMMARY_FIELDS", "definitions", "measure", "check_constraints", "transfer_rate", "predict",
            "quantize", "concat", "TOLERANCE"]

@@ -61,12 +61,13 @@ def panel(result: AttackResult, i: int, *, top: int = 5) -> Image.Image:
     draw = ImageDraw.Draw(canvas)
     font, bold = _font(11), _font(12)
     ok = bool(result.success[i])
+    verdict = "already target, not counted" if not bool(result.eligible[i]) else "success" if ok else "failed"
     lab = _name(result, int(result.labels[i]))
     captions = [
         [f"original  (label {lab})" if result.labels_from == "given" else "original",
          f"pred {_name(result, int(result.clean_pred[i]))}  p={float(result.clean_conf[i]):.2f}"],
         [f"perturbation x{k:.3g}", f"linf {float(result.linf[i]):.4f}  l2 {float(result.l2[i]):.3f}"],
-        [f"adversarial  ({'success' if ok else 'failed'})",
+        [f"adversarial  ({verdict})",
          f"pred {_name(result, int(result.adv_pred[i]))}  p={float(result.adv_conf[i]):.2f}"
          + (f"  target {_name(result, int(result.targets[i]))}" if result.targeted else "")],
     ]

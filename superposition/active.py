@@ -26,7 +26,7 @@ from .data import SuperpositionData
 from .io import load_weights, save_weights
 from .models import build_model
 from .strategies import STRATEGIES, query
-from .train import fit
+from .train import Progress, fit
 
 _STAGES = {"init": 0, "shuffle": 1, "fit": 2, "query": 3, "initial": 4, "measure": 5, "baseline_shuffle": 6,
            "baseline_fit": 7}
@@ -72,9 +72,10 @@ def run_active(
     folder: Path,
     *,
     device,
-    measure_round: Callable[[nn.Module], dict] | None = None,
+    measure_round: Callable[[nn.Module, str], dict] | None = None,
     write: bool = True,
     progress: bool = False,
+    stages: Progress | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Run (or resume) every round; returns the last round's model and one record per round."""
     a = cfg.active
@@ -92,19 +93,28 @@ def run_active(
         load_weights(model, done[-1] / "model.safetensors")
     else:
         labeled, model = initial_pool(cfg, n_train), None
+    stages = stages or Progress(enabled=False)
+    if done:
+        stages.say(f"active learning: resuming after round {len(done)} of {a.rounds}")
     for r in range(len(done), a.rounds):
+        name = f"active round {r + 1} of {a.rounds}"
         added = 0
         if r > 0:
-            picked = query(model, data, labeled, a, seed=stage_seed(cfg.seed, "query", r), device=device,
-                           progress=progress)
+            pool = n_train - len(labeled)
+            with stages.stage(f"{name}: {a.strategy} picks {a.query_size} of {pool} unlabelled images",
+                              kind="querying", work=pool):
+                picked = query(model, data, labeled, a, seed=stage_seed(cfg.seed, "query", r), device=device,
+                               progress=progress)
             labeled, added = np.union1d(labeled, picked), len(picked)
         if model is None or not a.warm_start:
             model = new_model(cfg, data, r)
         data.use(labeled, shuffle_seed=stage_seed(cfg.seed, "shuffle", r))
-        fit(model, data, cfg.train, seed=stage_seed(cfg.seed, "fit", r))
+        with stages.stage(f"{name}: training on {len(labeled)} labelled images, {cfg.train.epochs} epochs",
+                          kind="training", work=len(labeled) * cfg.train.epochs):
+            fit(model, data, cfg.train, seed=stage_seed(cfg.seed, "fit", r))
         record = {"round": r, "labeled": int(len(labeled)), "added": added}
         if measure_round is not None:
-            record.update(measure_round(model))
+            record.update(measure_round(model, name))
         if write:
             _commit(folder, r, labeled, model, record)
         records.append(record)

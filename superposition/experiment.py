@@ -33,7 +33,7 @@ from .measure import measure
 from .plots import cosine_plot, embedding_plot, rounds_plot
 from .report import write_report
 from .strategies import strategy_layers
-from .train import fit, inference_device
+from .train import Progress, fit, inference_device
 
 #: The command name recorded in the run folder's manifest.
 COMMAND = "superposition run"
@@ -71,18 +71,21 @@ def run_experiment(
     measured = _measured_indices(cfg, len(data.test_set))
     test_loader = data.loader(data.test_set, measured)
     seed = stage_seed(cfg.seed, "measure")
+    stages = Progress(enabled=progress and rank0)
 
     models: dict[str, tuple[nn.Module, int]] = {}
     rounds = None
     if "baseline" in cfg.runs:
-        models["baseline"] = (train_baseline(cfg, data, out / "baseline", write=rank0), len(data.train_set))
+        models["baseline"] = (train_baseline(cfg, data, out / "baseline", write=rank0, stages=stages),
+                              len(data.train_set))
     if "active" in cfg.runs:
-        def measure_round(model: nn.Module) -> dict:
-            return measure(model, test_loader, cfg.metrics, device=device, seed=seed, full=False)[0]
+        def measure_round(model: nn.Module, name: str = "") -> dict:
+            return measure(model, test_loader, cfg.metrics, device=device, seed=seed, full=False,
+                           stages=stages, run_name=name)[0]
 
         model, rounds = run_active(cfg, data, out / "active", device=device,
                                    measure_round=measure_round if cfg.metrics.per_round and rank0 else None,
-                                   write=rank0, progress=progress)
+                                   write=rank0, progress=progress, stages=stages)
         models["active"] = (model, rounds[-1]["labeled"])
     if not rank0:
         return {}
@@ -90,7 +93,7 @@ def run_experiment(
     results, embeddings = {}, {}
     for run, (model, train_size) in models.items():
         results[run], embeddings[run] = measure(model, test_loader, cfg.metrics, device=device, seed=seed,
-                                                progress=progress)
+                                                progress=progress, stages=stages, run_name=f"final {run} model")
         results[run]["train_size"] = train_size
     if rounds is not None:
         results["active"]["rounds"] = rounds
@@ -151,15 +154,22 @@ def check_layers(cfg: ExperimentConfig, data: SuperpositionData) -> None:
             raise UnifiedVizError(f"{key}: {exc}") from None
 
 
-def train_baseline(cfg: ExperimentConfig, data: SuperpositionData, folder: Path, *, write: bool) -> nn.Module:
+def train_baseline(cfg: ExperimentConfig, data: SuperpositionData, folder: Path, *, write: bool,
+                   stages: Progress | None = None) -> nn.Module:
     """The model trained on the whole training set (reloaded if an earlier run finished it)."""
     model = new_model(cfg, data)  # same initial weights as active learning's round 0
     weights = folder / "model.safetensors"
     if weights.is_file():
         load_weights(model, weights)
+        if stages:
+            stages.say(f"baseline: reloaded the finished model from {weights}")
         return model
     data.use(None, shuffle_seed=stage_seed(cfg.seed, "baseline_shuffle"))
-    fit(model, data, cfg.train, seed=stage_seed(cfg.seed, "baseline_fit"))
+    n = len(data.train_set)
+    stages = stages or Progress(enabled=False)
+    with stages.stage(f"baseline: training on all {n} images, {cfg.train.epochs} epochs", kind="training",
+                      work=n * cfg.train.epochs):
+        fit(model, data, cfg.train, seed=stage_seed(cfg.seed, "baseline_fit"))
     if write:
         save_weights(model, weights)
     return model
@@ -183,9 +193,12 @@ def make_figures(folder: Path, cfg: ExperimentConfig, results: dict, embeddings:
     for layer in cfg.metrics.cosine_layers:
         for kind, text in _COSINE_KINDS.items():
             hists = {run: r["cosine"][layer][kind] for run, r in results.items() if kind in r["cosine"][layer]}
+            pairs = {run: embeddings[run][("cosine", layer, kind)] for run in hists
+                     if ("cosine", layer, kind) in embeddings.get(run, {})}
             if hists:
                 figures.append(cosine_plot(hists, f"pairwise cosine, {text}, {layer}",
-                                           folder / f"cosine_{kind}_{_safe(layer)}.png"))
+                                           folder / f"cosine_{kind}_{_safe(layer)}.png",
+                                           pairs=pairs if len(pairs) == len(hists) else None, names=class_names))
     rounds = results.get("active", {}).get("rounds")
     if rounds and cfg.metrics.per_round:
         figures.append(rounds_plot(rounds, results.get("baseline"), (cfg.metrics.layers or [None])[0],

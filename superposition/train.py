@@ -2,7 +2,12 @@
 so several GPUs or nodes (DDP) need no code change."""
 from __future__ import annotations
 
+import math
 import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator, TextIO
 
 import lightning as L
 import torch
@@ -69,3 +74,50 @@ def inference_device(cfg: TrainConfig) -> torch.device:
     if cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # set per process by DDP launchers
     return torch.device("cpu")
+
+
+class Progress:
+    """One line per stage of a run (stderr): which model trains (baseline, active round k of
+    n), measuring, t-SNE, UMAP, with an estimate of the stage's time from the stages of the same
+    kind this run has already timed (training: seconds per image-epoch; an embedding: seconds
+    per n log n points), and the elapsed time when it ends."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.enabled, self.stream = enabled, stream
+        self.rates: dict[str, float] = {}  # kind -> seconds per unit of work
+        self.started = time.perf_counter()
+
+    def estimate(self, kind: str, work: float) -> float | None:
+        rate = self.rates.get(kind)
+        return None if rate is None else rate * work
+
+    @contextmanager
+    def stage(self, text: str, *, kind: str, work: float) -> Iterator[None]:
+        """Announce `text`, time it, and learn the kind's rate (work: the stage's size in units)."""
+        guess = self.estimate(kind, work)
+        eta = f"estimate {_duration(guess)} from this run's earlier {kind}" if guess is not None else \
+            f"no estimate yet (first {kind} of this run)"
+        self.say(f"{text} ... {eta}")
+        t0 = time.perf_counter()
+        yield
+        took = time.perf_counter() - t0
+        self.rates[kind] = took / max(work, 1e-9)
+        self.say(f"{text}: done in {_duration(took)}")
+
+    def say(self, line: str) -> None:
+        if self.enabled:
+            elapsed = _duration(time.perf_counter() - self.started)
+            print(f"[superposition {elapsed}] {line}", file=self.stream or sys.stderr, flush=True)
+
+
+def embedding_work(n: int) -> float:
+    """The size of a 2-D embedding of n points for `Progress` estimates (n log n)."""
+    return n * math.log(max(n, 2))
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"

@@ -1,6 +1,7 @@
 """`unifiedviz visualize MODEL UNITS... [options]` or `unifiedviz visualize --config FILE.yaml`."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,7 +72,31 @@ class Visualize(Command):
         )
         with folder.writing() as tmp:
             write_visualization(result, tmp)
-        for name, value in zip(result.names, result.activations.tolist()):
-            print(f"{name}\t{value:.4g}")
+        for name, line in zip(result.names, _unit_lines(model, result, opts.class_score)):
+            print(f"{name}\t{line}")
         print(f"wrote {len(result.names)} images, grid.png and summary.json to {opts.out}")
         return 0
+
+
+def _unit_lines(model, result, class_score: str) -> list[str]:
+    """Per image: the optimised objective on the final image and the unit's own value. With
+    `class_score: logprob` a class unit's optimised term is its log-probability: printed with
+    the probability and the logit; otherwise the unit's activation."""
+    import torch.nn.functional as F
+
+    from ..adapters import as_adapter
+    from ..objectives import read_unit
+    from ..unit_kinds import UNIT_KINDS
+
+    adapter = as_adapter(model)
+    lines = []
+    for i, (name, final, act) in enumerate(zip(result.names, result.final.tolist(), result.activations.tolist())):
+        resolved = adapter.resolve(name)
+        line = f"objective {final:.6g}"
+        if class_score == "logprob" and UNIT_KINDS.get(resolved.unit.kind).logit:
+            logp = float(read_unit(resolved, F.log_softmax(result.final_acts[resolved.target][i:i + 1].float(), -1)))
+            line += f"; log-prob {logp:.6g} (probability {math.exp(logp):.4g}); logit {act:.6g}"
+        else:
+            line += f"; activation {act:.6g}"
+        lines.append(line)
+    return lines
