@@ -14,6 +14,7 @@ from ...errors import UnifiedVizError
 from ..spec import VizModel
 from ._weights import builtin_metadata, weights_path
 from .cifar_resnet import CIFAR10_CLASSES, CIFAR10_SPEC, CIFAR_RESNETS, cifar_resnet, cifar_resnet20
+from .diabetes_mlp import diabetes_mlp
 from .digits_cnn import DIGITS_SPEC, digits_cnn
 from .digits_vit import digits_vit
 from .gunpoint_cnn import GUNPOINT_CLASSES, GUNPOINT_SPEC, gunpoint_cnn
@@ -21,6 +22,7 @@ from .gunpoint_cnn import GUNPOINT_CLASSES, GUNPOINT_SPEC, gunpoint_cnn
 BUILTINS: dict[str, Callable[..., VizModel]] = {
     "digits-cnn": digits_cnn,
     "digits-vit": digits_vit,
+    "diabetes-mlp": diabetes_mlp,
     "gunpoint-cnn": gunpoint_cnn,
     **CIFAR_RESNETS,
 }
