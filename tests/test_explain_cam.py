@@ -95,4 +95,4 @@ def test_cli_explain_writes_panels_and_summary(tmp_path, capsys):
     assert (tmp_path / "other" / "x.txt").read_text() == "mine"
     assert "unifiedviz: error:" in capsys.readouterr().err
     assert main(["explain", "builtin:digits-cnn", "digits", "--method", "gradcamm", "--out", str(out)]) == 2
-    assert "unknown method 'gradcamm'" in capsys.readouterr().err
+    assert "unknown explainer 'gradcamm': did you mean 'gradcam'" in capsys.readouterr().err

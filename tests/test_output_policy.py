@@ -89,7 +89,9 @@ SUPERPOSITION = ["superposition", "run", str(SMOKE), "--quiet", "--threads", "1"
     a for item in ["train.epochs=1", "runs=[baseline]", "metrics.embeddings=[]", "data.name=synthetic",
                    "data.image_size=null", "data.synthetic.num_train=64", "data.synthetic.num_test=32"]
     for a in ("--set", item)]
-COMMANDS = {"visualize": VISUALIZE, "attack": ATTACK, "superposition": SUPERPOSITION}
+EXPLAIN = ["explain", "builtin:digits-cnn", "digits", "--limit", "1", "--method", "saliency", "--am-steps", "0",
+           "--quiet"]
+COMMANDS = {"visualize": VISUALIZE, "attack": ATTACK, "superposition": SUPERPOSITION, "explain": EXPLAIN}
 
 
 def _fail_if_called(*args, **kwargs):

@@ -41,9 +41,11 @@ class ExplainOptions(ModelOptions):
         flat = [m.strip() for item in self.method for m in item.split(",") if m.strip()]
         if not flat:
             raise UnifiedVizError(f"give at least one --method: {', '.join(names)}")
+        from ..explain import EXPLAINERS
+
         for m in flat:
             if m not in names:
-                raise UnifiedVizError(f"unknown method {m!r}; valid: {', '.join(names)}")
+                raise UnifiedVizError(EXPLAINERS.unknown_message(m))
         self.method = list(dict.fromkeys(flat))
         for name in ("limit", "steps", "sobol_samples"):
             if getattr(self, name) < 1:
@@ -53,15 +55,18 @@ class ExplainOptions(ModelOptions):
 
 
 def _options(method: str, opts: ExplainOptions) -> dict:
-    if method in ("gradcam", "gradcam++", "scorecam"):
-        return {"layer": opts.layer}
-    if method == "sobol":
-        return {"samples": opts.sobol_samples, "patch": opts.patch, "seed": opts.seed}
-    if method == "occlusion":
-        return {"window": opts.patch}
-    if method == "smoothgrad":
-        return {"seed": opts.seed}
-    return {}
+    """The command's settings that this method's function takes, matched by parameter name (and by
+    the function's own `cli_options` {parameter: option} for method-specific flags), so a new
+    explainer gets them by naming its parameters: no per-method code here."""
+    import inspect
+
+    from ..explain import EXPLAINERS
+
+    fn = EXPLAINERS.get(method)
+    offered = {"layer": opts.layer, "patch": opts.patch, "window": opts.patch, "seed": opts.seed}
+    offered.update({param: getattr(opts, name) for param, name in getattr(fn, "cli_options", {}).items()})
+    accepted = inspect.signature(fn).parameters
+    return {k: v for k, v in offered.items() if k in accepted}
 
 
 @register("explain")

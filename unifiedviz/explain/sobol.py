@@ -172,3 +172,6 @@ def sobol_map(adapter, unit: str, x: torch.Tensor, *, patch: int | None = None, 
         grid = torch.as_tensor(res.ST, dtype=x.dtype).view(1, 1, rows, cols)
         maps.append(grid.repeat_interleave(p, 2).repeat_interleave(p, 3)[0, 0, :x.shape[-2], :x.shape[-1]])
     return torch.stack(maps).to(x.device)
+
+
+sobol_map.cli_options = {"samples": "sobol_samples"}  # `explain --sobol-samples N`
