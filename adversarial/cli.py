@@ -29,7 +29,7 @@ class AttackOptions(ModelOptions):
     norm: str = option("linf", "perturbation ball", choices=lambda: NORMS.names())
     eps: float | None = option(None, "ball radius, e.g. 8/255 (default 8/255 for linf, 0.5 for l2)")
     steps: int | None = option(None, "optimisation steps (default: the method's: pgd 10, fgsm 1, am 20, "
-                                     "feature-match 50, universal 40)")
+                                     "feature-match 50, universal 40)", minimum=1)
     alpha: float | None = option(None, "step size (default 2.5*eps/steps; fgsm: eps)")
     random_start: bool | None = option(None, "start from a random point in the ball (default: on for pgd only)")
     loss: Literal["ce", "cw"] | None = option(None, "class loss: cross-entropy or CW logit margin",
@@ -47,13 +47,13 @@ class AttackOptions(ModelOptions):
     guide_index: int = option(0, "which image of --guide to use")
     transfer: list[str] = option([], "also measure how often the adversarial images fool these models",
                                  metavar="MODEL")
-    limit: int | None = option(None, "attack only the first N images", metavar="N")
+    limit: int | None = option(None, "attack only the first N images", metavar="N", minimum=1)
     batch_size: int | None = option(None, "images per engine run (default 128; universal: all images, one "
-                                          "perturbation per batch)")
+                                          "perturbation per batch)", minimum=1)
     seed: int = option(0, "random seed")
     stop_on_success: bool = option(False, "end a batch's run once all its images succeed")
     panels: bool = option(True, "write one panel per image")
-    max_panels: int | None = option(None, "write panels for the first N images only", metavar="N")
+    max_panels: int | None = option(None, "write panels for the first N images only", metavar="N", minimum=1)
     quantize: bool = option(True, "round inputs and results to 8 bits so the PNGs hold exactly what was measured")
     out: str = option("runs/attack", "output folder: new, or an earlier attack run's (replaced whole)",
                       metavar="DIR")
@@ -74,10 +74,6 @@ class AttackOptions(ModelOptions):
                 if getattr(self, name) != defaults[name]:
                     raise UnifiedVizError(f"--{name.replace('_', '-')} is for --method {entry.name}, "
                                           f"not {self.method}")
-        for name in ("limit", "batch_size", "max_panels", "steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UnifiedVizError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
     @property
     def radius(self) -> float:

@@ -42,6 +42,7 @@ def option(
     accepts: Callable[[str], bool] | None = None,
     choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
     metavar: str | None = None,
+    minimum: float | None = None,
     cli: bool = True,
 ) -> Any:
     """A field of a command's options: its default and help, and how it appears on the command line.
@@ -49,10 +50,11 @@ def option(
     `positional` fields take the command's bare arguments in order (a list field takes the rest);
     `accepts` says which bare values may fill it (others go to the next positional field).
     `choices` may be a callable (a registry's `names`), read when the parser is built.
+    `minimum` is the smallest value allowed (checked by `CommandOptions.check`, whatever the source).
     `cli=False` keeps a key out of the flags (config/`--set` only).
     """
     meta = {"help": help, "flag": flag, "short": short, "positional": positional, "accepts": accepts,
-            "choices": choices, "metavar": metavar, "cli": cli}
+            "choices": choices, "metavar": metavar, "minimum": minimum, "cli": cli}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -63,13 +65,15 @@ class CommandOptions:
     """Options every command shares."""
 
     threads: int | None = option(None, "torch CPU threads (default: torch's choice; 1 is often fastest on a "
-                                       "busy or small machine)", metavar="N")
+                                       "busy or small machine)", metavar="N", minimum=1)
     quiet: bool = option(False, "no progress bars")
 
     def check(self) -> None:
-        """Rules that involve values, not only types (override and call super)."""
-        if self.threads is not None and self.threads < 1:
-            raise UnifiedVizError(f"threads must be at least 1, got {self.threads}")
+        """Rules that involve values, not only types (override and call super): here each field's `minimum`."""
+        for f in dataclasses.fields(self):
+            low, value = f.metadata.get("minimum"), getattr(self, f.name)
+            if low is not None and value is not None and value < low:
+                raise UnifiedVizError(f"{f.name.replace('_', '-')} must be at least {low:g}, got {value}")
 
 
 # ---------------------------------------------------------------------- numbers and values

@@ -23,12 +23,13 @@ class ExplainOptions(ModelOptions):
     unit: str | None = option(None, "unit address to explain (any layer:kind=index, or class=k); "
                                     "default: each image's predicted class", metavar="ADDR")
     layer: str | None = option(None, "CAM layer (default: the last conv or token layer)", metavar="NAME")
-    limit: int = option(8, "explain the first N images")
-    steps: int = option(32, "deletion/insertion steps")
-    sobol_samples: int = option(32, "Sobol N (power of two): N x (patches + 2) model evaluations per image")
+    limit: int = option(8, "explain the first N images", minimum=1)
+    steps: int = option(32, "deletion/insertion steps", minimum=1)
+    sobol_samples: int = option(32, "Sobol N (power of two): N x (patches + 2) model evaluations per image",
+                                minimum=1)
     patch: int | None = option(None, "Sobol and occlusion patch size in pixels (default: an 8x8 grid)")
     randomisation: bool = option(False, "also run the model-randomisation sanity check per method")
-    am_steps: int = option(128, "optimisation steps of the unit's AM image (0: no AM image)")
+    am_steps: int = option(128, "optimisation steps of the unit's AM image (0: no AM image)", minimum=0)
     seed: int = option(0, "random seed (SmoothGrad noise, Sobol samples, random baseline maps, AM)")
     out: str = option("runs/explain", "output folder: new, or an earlier explain run's (replaced whole)",
                       metavar="DIR")
@@ -47,11 +48,6 @@ class ExplainOptions(ModelOptions):
             if m not in names:
                 raise UnifiedVizError(EXPLAINERS.unknown_message(m))
         self.method = list(dict.fromkeys(flat))
-        for name in ("limit", "steps", "sobol_samples"):
-            if getattr(self, name) < 1:
-                raise UnifiedVizError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.am_steps < 0:
-            raise UnifiedVizError(f"am-steps must be >= 0, got {self.am_steps}")
 
 
 def _options(method: str, opts: ExplainOptions) -> dict:
