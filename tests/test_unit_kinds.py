@@ -109,6 +109,27 @@ def _heads(t, heads):  # [B, T, D] -> [B, T, heads, d]
     return t.view(t.shape[0], t.shape[1], heads, -1)
 
 
+def _latent_dictionary():
+    """A random 64-feature sparse dictionary (non-zero biases), saved and named for `latent=` units."""
+    import tempfile
+
+    from superposition.dictionaries import SparseAutoencoder, save_dictionary
+    from unifiedviz.unit_kinds.latent import use_dictionary
+
+    sae = SparseAutoencoder(64, expansion=2, seed=0)
+    sae.fit_normalisation(torch.randn(100, 64, generator=torch.Generator().manual_seed(0)) * 3 + 1)
+    with torch.no_grad():
+        sae.b_enc.normal_(generator=torch.Generator().manual_seed(1))
+        sae.b_dec.normal_(generator=torch.Generator().manual_seed(2))
+    path = f"{tempfile.mkdtemp()}/latents.safetensors"
+    save_dictionary(sae, path, layer="conv3")
+    use_dictionary(path)
+    return sae
+
+
+LATENTS = _latent_dictionary()
+
+
 #: kind, model, address, recorded module, hand reduction of the raw output.
 CONTRACT = [
     Row("channel", "cnn", "conv2:channel=5", "conv2", lambda o, v: o[:, 5].mean((1, 2))),
@@ -136,6 +157,10 @@ CONTRACT = [
     Row("direction", "vit", "blocks.3:direction={dir}:token=0", "blocks.3", lambda o, v: o[:, 0] @ v, width=64),
     Row("direction", "loop", "step#*:direction={dir}", "step", lambda o, v: torch.einsum("bchw,c->b", o, v) / 36,
         width=4),
+    Row("latent", "cnn", "conv3:latent=5", "conv3",  # encoder pre-activation at every position, spatial mean
+        lambda o, v: LATENTS.pre_activation(o.flatten(2).transpose(1, 2))[..., 5].mean(1)),
+    Row("latent", "vit", "blocks.3:latent=100:token=2", "blocks.3",
+        lambda o, v: LATENTS.pre_activation(o[:, 2])[:, 100]),
     Row("token", "vit", "blocks.2:token=7", "blocks.2", lambda o, v: o[:, 7].pow(2).mean(-1)),
     Row("token", "vit", "blocks.2:token=cls", "blocks.2", lambda o, v: o[:, 0].pow(2).mean(-1)),
     Row("token", "heads", "hook_z:token=3", "hook_z", lambda o, v: o[:, 3].pow(2).mean((-2, -1))),
@@ -192,7 +217,8 @@ def test_every_registered_kind_has_a_contract_row():
 
 
 def test_grammar_keys_come_from_the_registry():
-    assert MAIN_KEYS == tuple(UNIT_KINDS.names()) == ("channel", "neuron", "head", "class", "direction", "token")
+    assert MAIN_KEYS == tuple(UNIT_KINDS.names()) == ("channel", "neuron", "head", "class", "direction", "token",
+                                                         "latent")
     assert POSITION_KEYS == ("token", "y", "x")
 
 

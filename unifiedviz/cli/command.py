@@ -21,7 +21,8 @@ from ..options import CommandOptions, option
 from ..registry import Registry
 
 #: Subcommands; modules imported on first use (packages: every submodule).
-COMMANDS: Registry = Registry("command", modules=["unifiedviz.cli", "adversarial.cli", "superposition.cli"])
+COMMANDS: Registry = Registry("command", modules=["unifiedviz.cli", "adversarial.cli", "superposition.cli",
+                                               "superposition.dictionary_cli"])
 
 MODEL_HELP = ("model source: timm:NAME, torchvision:NAME, hf:LOCAL_DIR, tl:LOCAL_DIR (TransformerLens), "
               "py:FILE.py:FACTORY (your own code) or builtin:NAME (digits-cnn, digits-vit, cifar_resnet20 ... 110)")

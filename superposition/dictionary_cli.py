@@ -1,0 +1,135 @@
+"""`unifiedviz dictionary train MODEL LAYER --data SOURCE --out DIR`: a sparse autoencoder on a layer.
+
+Writes into DIR (the output policy's incremental folder, so `--resume` continues a stopped run):
+`dictionary.safetensors` (weights, config and layer in its metadata), `metrics.json`
+(reconstruction, sparsity, geometry, latents vs neurons when the data has labels),
+`plots/density.png` and `checkpoints/last.ckpt`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from unifiedviz.cli.command import Command, ModelOptions, load_model_from, register
+from unifiedviz.errors import UnifiedVizError
+from unifiedviz.options import option
+
+COMMAND = "dictionary train"
+
+
+@dataclass
+class DictionaryOptions(ModelOptions):
+    layer: str | None = option(None, "the layer whose activations to decompose ('unifiedviz layers MODEL')",
+                               positional=True)
+    data: str = option("digits-train", "images: a data set name (digits-train, digits-test, ...), folder or file",
+                       metavar="SOURCE")
+    out: str | None = option(None, "run folder (default runs/dictionary/<layer>)", metavar="DIR")
+    kind: str = option("topk", "autoencoder: topk or relu (ReLU with an L1 penalty)", choices=("topk", "relu"))
+    expansion: float = option(4.0, "latents per layer feature", minimum=0.01)
+    k: int = option(8, "topk: latents firing per row", minimum=1)
+    l1: float = option(1e-2, "relu: L1 weight", minimum=0)
+    steps: int = option(1000, "training batches", minimum=1)
+    batch_size: int = option(1024, "rows per training batch", minimum=1)
+    buffer_rows: int = option(32768, "rows held in memory at most (the bounded buffer)", minimum=2)
+    image_batch: int = option(64, "images per forward pass of the model", minimum=1)
+    lr: float = option(1e-3, "Adam learning rate", minimum=0)
+    resample_every: int = option(250, "steps between dead-latent resampling (0: never)", minimum=0)
+    limit: int | None = option(None, "use at most this many images", minimum=1)
+    seed: int = option(0, "seed of the dictionary and the shuffle")
+    resume: bool = option(False, "continue the run in --out from its last checkpoint")
+    force: bool = option(False, "replace an earlier run of this command in --out")
+
+    def check(self) -> None:
+        super().check()
+        if not self.layer:
+            raise UnifiedVizError("give LAYER (e.g. conv2; 'unifiedviz layers MODEL' lists them)")
+        if self.resume and self.force:
+            raise UnifiedVizError("--resume and --force contradict each other: pass one")
+
+
+@register("train")
+class DictionaryTrain(Command):
+    group = "dictionary"
+    group_help = "sparse dictionaries (sparse autoencoders) on a layer's activations"
+    help = "train a sparse autoencoder on a layer's activations"
+    options = DictionaryOptions
+
+    def run(self, opts: DictionaryOptions) -> int:
+        import torch
+
+        from unifiedviz.adapters import as_adapter
+        from unifiedviz.inputs import load_inputs
+        from unifiedviz.report import write_json
+        from unifiedviz.report.run_folder import claim
+
+        from .dictionaries import ActivationBuffer, SparseAutoencoder, save_dictionary
+        from .dictionaries.buffer import rows_of
+        from .dictionaries.metrics import collinearity, evaluate, latents_vs_neurons, per_image
+        from .dictionaries.train import train_dictionary
+
+        out = Path(opts.out or f"runs/dictionary/{opts.layer}")
+        folder = claim(out, COMMAND, incremental=True)
+        resume = opts.resume and (out / "checkpoints" / "last.ckpt").is_file()
+        if not opts.resume and folder.previous is not None and not opts.force:
+            raise UnifiedVizError(f"--out {str(out)!r} holds an earlier dictionary run: pass --resume or --force")
+        model = load_model_from(opts)
+        adapter = as_adapter(model)
+        info = adapter.layer(opts.layer)
+        inputs = load_inputs(opts.data, model.spec, limit=opts.limit)
+
+        def images():
+            for i in range(0, len(inputs.images), opts.image_batch):
+                yield inputs.images[i:i + opts.image_batch]
+
+        width = info.layout.feature_width(info.shape)
+        buffer = ActivationBuffer(adapter, opts.layer, images, capacity=opts.buffer_rows,
+                                  batch_size=min(opts.batch_size, opts.buffer_rows // 2), seed=opts.seed)
+        folder.begin(fresh=not resume)
+        sae = SparseAutoencoder(width, expansion=opts.expansion, kind=opts.kind, k=opts.k, l1=opts.l1,
+                                seed=opts.seed)
+        module = train_dictionary(sae, buffer, steps=opts.steps, lr=opts.lr, checkpoint_dir=out / "checkpoints",
+                                  resume=resume, resample_every=opts.resample_every,
+                                  resample_after_rows=20 * opts.batch_size, progress=not opts.quiet, seed=opts.seed)
+        neurons, latents = [], []
+        with torch.no_grad(), adapter.session([opts.layer]) as run:
+            for x in images():
+                r = rows_of(info.layout, run(x)[opts.layer]).float()
+                n, z = per_image(sae, r, len(r) // len(x))
+                neurons.append(n)
+                latents.append(z)
+        metrics = {"model": opts.model, "layer": opts.layer, "layout": info.describe(), "config": sae.config(),
+                   "steps": module.global_step, "resampled": module.resampled, "buffer_rows": opts.buffer_rows,
+                   "peak_buffer_rows": buffer.peak_rows,
+                   "reconstruction": evaluate(sae, (rows_of(info.layout, adapter.capture(x, opts.layer)[opts.layer])
+                                                    for x in images())),
+                   "collinearity": collinearity(sae.W_dec.detach())}
+        if inputs.labels is not None:
+            metrics["selectivity"] = latents_vs_neurons(torch.cat(neurons), torch.cat(latents), inputs.labels)
+        save_dictionary(sae, out / "dictionary.safetensors", layer=opts.layer, model=opts.model or "")
+        write_json(out / "metrics.json", metrics)
+        _density_plot(metrics["reconstruction"]["density_histogram"], out / "plots" / "density.png")
+        folder.finish()
+        r = metrics["reconstruction"]
+        print(f"wrote {out}: explained variance {r['explained_variance']:.3f}, L0 {r['l0']:.2f}, "
+              f"dead {r['dead']}/{r['latents']}")
+        return 0
+
+
+def _density_plot(hist: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from unifiedviz.report.files import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    edges = hist["log10_edges"]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(edges[:-1], hist["counts"], width=edges[1] - edges[0], align="edge")
+    ax.set_xlabel("log10 feature density")
+    ax.set_ylabel(f"latents ({hist['dead']} dead not shown)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
