@@ -117,7 +117,7 @@ def _subclasses(cls: type) -> set[type]:
 
 
 def test_registered_params_build_from_a_spec():
-    assert PARAMS.names() == ["pixel", "fourier", "maco", "sequence"]
+    assert PARAMS.names() == ["pixel", "fourier", "maco", "sequence", "generator"]
     assert {name for name, _, _ in FROM_SPEC} == set(PARAMS.names())
 
 
@@ -351,17 +351,20 @@ FROM_SPEC = [
     ("fourier", InputSpec(size=(8, 6), channels=1), (2, 1, 8, 6)),
     ("maco", InputSpec(size=(8, 8)), (2, 3, 8, 8)),
     ("sequence", InputSpec(size=(30,), channels=2), (2, 2, 30)),
+    ("generator", InputSpec(size=(6, 5)), (2, 3, 6, 5)),
 ]
+# Options a row needs besides the seed (a generator network: any module, or a GENERATORS name).
+FROM_SPEC_OPTIONS = {"generator": dict(generator=TinyGenerator(), latent_shape=4, output_range=(-1.0, 1.0))}
 
 
 @pytest.mark.parametrize("name,spec,shape", FROM_SPEC)
 def test_make_param_builds_from_spec(name, spec, shape):
-    assert tuple(make_param(name, 2, spec, seed=3)().shape) == shape
+    assert tuple(make_param(name, 2, spec, seed=3, **FROM_SPEC_OPTIONS.get(name, {}))().shape) == shape
 
 
 def test_make_param_errors():
     spec = InputSpec(size=(8, 8))
-    with pytest.raises(UnifiedVizError, match="pixel, fourier, maco, sequence.*GeneratorParam"):
+    with pytest.raises(UnifiedVizError, match="pixel, fourier, maco, sequence, generator.*PerturbationParam"):
         make_param("cppn", 1, spec)
     with pytest.raises(UnifiedVizError, match="did you mean 'fourier'"):
         make_param("fourrier", 1, spec)

@@ -8,6 +8,7 @@ from typing import Literal
 from ..errors import UnifiedVizError
 from ..optimizers import OPTIMIZERS
 from ..options import option
+from ..generators import GENERATORS
 from ..params import PARAMS
 from ..transforms import TRANSFORMS
 from .command import Command, ModelOptions, load_model_from, register
@@ -19,6 +20,8 @@ class VisualizeOptions(ModelOptions):
                               positional=True)
     steps: int = option(256, "optimisation steps")
     param: str = option("fourier", "image parameterisation", choices=lambda: PARAMS.names())
+    generator: str | None = option(None, "image generator for --param generator (DGN-AM), e.g. builtin:digits-gen",
+                                   choices=lambda: GENERATORS.names(), metavar="NAME")
     lr: float = option(0.05, "learning rate, e.g. 0.05 or 1/20")
     optimizer: str = option("adam", "optimiser", choices=lambda: OPTIMIZERS.names())
     seed: int = option(0, "random seed; a unit gets the same image alone or in any batch")
@@ -42,6 +45,8 @@ class VisualizeOptions(ModelOptions):
         for name in ("steps", "batch_size", "per_unit"):
             if getattr(self, name) < 1:
                 raise UnifiedVizError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if (self.param == "generator") != (self.generator is not None):
+            raise UnifiedVizError("--generator NAME goes with --param generator (and --param generator needs it)")
         if self.lr <= 0:
             raise UnifiedVizError(f"lr must be > 0, got {self.lr}")
 
@@ -69,6 +74,7 @@ class Visualize(Command):
             diversity=opts.diversity, class_score=opts.class_score,
             regularizer=opts.tv * total_variation() if opts.tv else None, reference=reference,
             snapshot_steps=opts.snapshots, progress=not opts.quiet,
+            param_options={"generator": opts.generator} if opts.generator else None,
         )
         with folder.writing() as tmp:
             write_visualization(result, tmp)
