@@ -18,15 +18,15 @@ from .command import Command, ModelOptions, load_model_from, register
 class VisualizeOptions(ModelOptions):
     units: list[str] = option([], "unit addresses, e.g. layer3:channel=0:8 (ranges expand to many units)",
                               positional=True)
-    steps: int = option(256, "optimisation steps")
+    steps: int = option(256, "optimisation steps", minimum=1)
     param: str = option("fourier", "image parameterisation", choices=lambda: PARAMS.names())
     generator: str | None = option(None, "image generator for --param generator (DGN-AM), e.g. builtin:digits-gen",
                                    choices=lambda: GENERATORS.names(), metavar="NAME")
     lr: float = option(0.05, "learning rate, e.g. 0.05 or 1/20")
     optimizer: str = option("adam", "optimiser", choices=lambda: OPTIMIZERS.names())
     seed: int = option(0, "random seed; a unit gets the same image alone or in any batch")
-    batch_size: int = option(32, "units rendered together")
-    per_unit: int = option(1, "images per unit")
+    batch_size: int = option(32, "units rendered together", minimum=1)
+    per_unit: int = option(1, "images per unit", minimum=1)
     diversity: float = option(0.0, "weight of the diversity term (needs --per-unit >= 2)")
     tv: float = option(0.0, "weight of the total-variation penalty")
     class_score: Literal["logit", "logprob"] = option("logit", "what class units maximise",
@@ -42,9 +42,6 @@ class VisualizeOptions(ModelOptions):
         super().check()
         if not self.units:
             raise UnifiedVizError("give MODEL and UNITS (or a --config with 'model' and 'units')")
-        for name in ("steps", "batch_size", "per_unit"):
-            if getattr(self, name) < 1:
-                raise UnifiedVizError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if (self.param == "generator") != (self.generator is not None):
             raise UnifiedVizError("--generator NAME goes with --param generator (and --param generator needs it)")
         if self.lr <= 0:
