@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import IterableDataset
 
 from superposition.dictionaries import ActivationBuffer, SparseAutoencoder, load_dictionary, rows_of, save_dictionary
 from superposition.dictionaries.metrics import (best_match, collinearity, evaluate, latents_vs_neurons,
                                                 matched_cosine)
+from superposition.dictionaries.toy import ToyFeatures
 from superposition.dictionaries.train import train_dictionary
 from unifiedviz.adapters import Adapter
 from unifiedviz.errors import UnifiedVizError
@@ -16,25 +16,8 @@ from unifiedviz.models.builtin import build_builtin
 N_FEATURES, DIM = 32, 16
 
 
-class Toy(IterableDataset):
-    """n sparse features stored in d < n dimensions (Elhage et al. 2022): x = s @ F, s sparse >= 0."""
-
-    def __init__(self, seed: int = 0, batch: int = 256) -> None:
-        g = torch.Generator().manual_seed(seed)
-        f = torch.randn(N_FEATURES, DIM, generator=g)
-        self.features = f / f.norm(dim=1, keepdim=True)
-        self.g, self.batch = g, batch
-
-    def rows(self, m: int) -> torch.Tensor:
-        s = (torch.rand(m, N_FEATURES, generator=self.g) < 0.06) * torch.rand(m, N_FEATURES, generator=self.g)
-        return s @ self.features
-
-    def __iter__(self):
-        while True:
-            yield self.rows(self.batch)
-
-    def sample(self, n: int) -> torch.Tensor:
-        return self.rows(n)
+def Toy(seed: int = 0, batch: int = 256) -> ToyFeatures:
+    return ToyFeatures(N_FEATURES, DIM, seed=seed, batch=batch)
 
 
 @pytest.mark.parametrize("kind,l1", [("topk", 0.0), ("relu", 0.1)])
