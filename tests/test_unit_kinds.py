@@ -110,11 +110,10 @@ def _heads(t, heads):  # [B, T, D] -> [B, T, heads, d]
 
 
 def _latent_dictionary():
-    """A random 64-feature sparse dictionary (non-zero biases), saved and named for `latent=` units."""
+    """A random 64-feature sparse dictionary (non-zero biases), saved for `latent=` units."""
     import tempfile
 
     from superposition.dictionaries import SparseAutoencoder, save_dictionary
-    from unifiedviz.unit_kinds.latent import use_dictionary
 
     sae = SparseAutoencoder(64, expansion=2, seed=0)
     sae.fit_normalisation(torch.randn(100, 64, generator=torch.Generator().manual_seed(0)) * 3 + 1)
@@ -123,11 +122,20 @@ def _latent_dictionary():
         sae.b_dec.normal_(generator=torch.Generator().manual_seed(2))
     path = f"{tempfile.mkdtemp()}/latents.safetensors"
     save_dictionary(sae, path, layer="conv3")
-    use_dictionary(path)
-    return sae
+    return sae, path
 
 
-LATENTS = _latent_dictionary()
+LATENTS, LATENTS_PATH = _latent_dictionary()
+
+
+@pytest.fixture(autouse=True)
+def _latent_dictionary_in_use():
+    """Name the test dictionary for each test (and only then): other modules set and clear it too."""
+    from unifiedviz.unit_kinds.latent import use_dictionary
+
+    use_dictionary(LATENTS_PATH)
+    yield
+    use_dictionary(None)
 
 
 #: kind, model, address, recorded module, hand reduction of the raw output.
