@@ -2,7 +2,8 @@
 and a bright frame (the spurious feature). Trains a small CNN (~4 s), fits every probe kind, the
 spurious CAV and the cured direction at one layer, and prints metrics.json-style numbers.
 
-    python scripts/probes_benchmark.py [--layer relu2] [--seed 0] [--runs 10] [--out FILE.json]
+    python scripts/probes_benchmark.py [--layer relu2] [--seed 0] [--runs 20] [--out FILE.json]
+    python scripts/probes_benchmark.py --tcav-seeds 0-19   # TCAV only, one model, many data seeds
 """
 from __future__ import annotations
 
@@ -13,20 +14,51 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 N = 200  # images per probe set (half to fit, half held out)
 
 
-def run_benchmark(*, layer: str = "relu2", seed: int = 0, runs: int = 20) -> dict:
+def tcav_checks(ad, layer: str = "relu2", *, seed: int = 0, runs: int = 20) -> dict:
+    """TCAV of the planted concept for class "patch" and the null check on a random image set.
+
+    The concept CAVs (50 concept images vs 50 negatives drawn per run) and as many random-vs-random
+    CAVs (50 vs the same 50 negatives) give `runs` scores each; the random-set check draws its
+    pseudo-concept set and its random sets from one pool of patch-free images, so it is a true null."""
+    from unifiedviz.probes import tcav
+    from unifiedviz.probes.planted import planted_images
+
+    s = seed * 100
+    concept, _, _, _ = planted_images(N, concept=True, spurious=0.9, split="test", seed=s + 10)
+    negs, _, _, _ = planted_images(N, concept=False, spurious=False, split="test", seed=s + 11)
+    targets, _, _, _ = planted_images(100, concept=True, spurious=0.5, split="test", seed=s + 15)
+    randoms, _, _, _ = planted_images(N, concept=False, spurious=False, split="test", seed=s + 16)
+    return {
+        "concept": tcav(ad, layer, targets, 1, concept[:50], negs, runs=runs, set_size=50, seed=seed).as_dict(),
+        "random_set": tcav(ad, layer, targets, 1, randoms, negs, random_pool=randoms, runs=runs, set_size=50,
+                           seed=seed, resample_concept=True).as_dict(),
+    }
+
+
+def run_benchmark(*, layer: str = "relu2", seed: int = 0, runs: int = 20, model=None) -> dict:
     from unifiedviz.adapters import as_adapter
-    from unifiedviz.probes import (PROBES, accuracy, activations, augmentation_robustness, cosine, cured_direction,
-                                   fit_probe, hard_accuracy, localisation_maps, segmentation_score, spurious_probe,
-                                   tcav)
+    from unifiedviz.probes import (
+        PROBES,
+        accuracy,
+        activations,
+        augmentation_robustness,
+        cosine,
+        cured_direction,
+        fit_probe,
+        hard_accuracy,
+        localisation_maps,
+        segmentation_score,
+        spurious_probe,
+    )
     from unifiedviz.probes.planted import planted_images, train_planted_model
 
-    model, test_acc = train_planted_model(seed=seed)
+    model, test_acc = model if model is not None else train_planted_model(seed=seed)
     ad = as_adapter(model)
     s = seed * 100
     concept, cmask, _, _ = planted_images(N, concept=True, spurious=0.9, split="test", seed=s + 10)
@@ -50,13 +82,7 @@ def run_benchmark(*, layer: str = "relu2", seed: int = 0, runs: int = 20) -> dic
                 lambda x, p=p: p.predict(activations(ad, layer, x)), concept[te], seed=seed)["mean"],
             "cosine_to_logistic": cosine(p, probes["logistic"]),
         }
-    targets, _, _, _ = planted_images(100, concept=True, spurious=0.5, split="test", seed=s + 15)
-    randoms, _, _, _ = planted_images(N, concept=False, spurious=False, split="test", seed=s + 16)
-    out["tcav"] = {
-        "concept": tcav(ad, layer, targets, 1, concept[:50], negs, runs=runs, set_size=50, seed=seed).as_dict(),
-        "random_set": tcav(ad, layer, targets, 1, randoms[:100], negs, random_pool=randoms[100:], runs=runs,
-                           set_size=50, seed=seed, resample_concept=True).as_dict(),
-    }
+    out["tcav"] = tcav_checks(ad, layer, seed=seed, runs=runs)
     return out
 
 
@@ -66,8 +92,26 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--tcav-seeds", default=None, metavar="A-B",
+                    help="only the TCAV checks, for data/run seeds A..B on the model of --seed")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.tcav_seeds:
+        from unifiedviz.adapters import as_adapter
+        from unifiedviz.probes.planted import train_planted_model
+
+        lo, hi = (int(v) for v in a.tcav_seeds.split("-"))
+        ad = as_adapter(train_planted_model(seed=a.seed)[0])
+        sig = {"concept": 0, "random_set": 0}
+        for sd in range(lo, hi + 1):
+            r = tcav_checks(ad, a.layer, seed=sd, runs=a.runs)
+            for k, t in r.items():
+                sig[k] += t["significant"]
+            print(f"seed {sd}: " + "  ".join(f"{k} {t['tcav']:.3f} (random {t['random_mean']:.3f}) p={t['p_value']:.3g}"
+                                           for k, t in r.items()))
+        n = hi - lo + 1
+        print(f"significant (p < 0.05) in {n} seeds: concept {sig['concept']}/{n}, random set {sig['random_set']}/{n}")
+        return
     r = run_benchmark(layer=a.layer, seed=a.seed, runs=a.runs)
     print(f"layer {r['layer']}  model test accuracy {r['model_test_accuracy']:.3f}")
     print("probe\taccuracy\thard acc\tIoU@0.5\tpointing\trobustness\tcos(logistic)")

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from unifiedviz.cli import main
@@ -74,3 +73,21 @@ def test_probe_bad_input_is_one_line(folders, tmp_path, layer, fix, message, cap
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_probe_config_form_with_flag_override(folders, tmp_path):
+    """`unifiedviz probe --config FILE.yaml`: model, layer, sets and options from YAML; flags override."""
+    import yaml
+
+    config = {"model": "builtin:digits-cnn", "layer": "conv2", "concept": str(folders / "concept"),
+              "negatives": str(folders / "negatives"), "kinds": ["logistic", "pattern"], "target": 1, "runs": 3,
+              "limit": 1, "am_steps": 0, "out": str(tmp_path / "from_config")}
+    path = tmp_path / "probe.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["probe", "--config", str(path), "--runs", "2", "--quiet"]) == 0
+    out = tmp_path / "from_config"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "logistic.npy").is_file() and (out / "pattern.npy").is_file()
+    assert not (out / "ti-max.npy").exists()  # the config's kinds replace the default list
+    assert metrics["tcav"]["runs"] == 2 and len(metrics["tcav"]["scores"]) == 2  # the flag beats the config
+    assert np.allclose(np.load(out / "cav.npy"), np.load(out / "logistic.npy"))

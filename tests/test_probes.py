@@ -7,10 +7,24 @@ import torch
 
 from unifiedviz.adapters import ConvLayout, VectorLayout
 from unifiedviz.errors import UnifiedVizError
-from unifiedviz.probes import (PROBES, Acts, Probe, accuracy, augmentation_robustness, cosine, cured_direction,
-                               fit_probe, hard_accuracy, iou, localisation_maps, pointing_game, segmentation_score,
-                               spurious_probe, tcav_score)
-from unifiedviz.probes.tcav import directional_derivatives
+from unifiedviz.probes import (
+    PROBES,
+    Acts,
+    Probe,
+    accuracy,
+    augmentation_robustness,
+    cosine,
+    cured_direction,
+    fit_probe,
+    hard_accuracy,
+    iou,
+    localisation_maps,
+    pointing_game,
+    segmentation_score,
+    spurious_probe,
+    tcav_score,
+)
+from unifiedviz.probes.tcav import directional_derivatives, welch_p
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,6 +70,17 @@ def test_tcav_score_and_directional_derivative_by_hand():
     g[1, 1] = torch.tensor([[-3.0, 1.0]])
     d = directional_derivatives(Acts(g, ConvLayout()), np.array([1.0, 2.0]))
     np.testing.assert_allclose(d, [3.0, -4.0])
+
+
+def test_welch_p_by_hand_and_on_constant_runs():
+    # a = [1, 2, 3], b = [4, 5, 6]: means 2 and 5, variances 1, se = sqrt(2/3), t = -3.674, Welch df = 4
+    from scipy.stats import t as student_t
+
+    assert welch_p([1, 2, 3], [4, 5, 6]) == pytest.approx(2 * student_t.cdf(-3 / np.sqrt(2 / 3), 4))
+    assert welch_p([1, 1, 1], [1, 1, 1]) == 1.0 and welch_p([1, 1], [0, 0]) == 0.0
+    # one constant sample: a one-sample test of the other against it (Welch with a zero variance)
+    # [0, 1, 1, 1] vs 1: mean .75, sd .5, se .25, t = -1, df 3
+    assert welch_p([1.0] * 5, [0, 1, 1, 1]) == pytest.approx(2 * student_t.cdf(-1.0, 3))
 
 
 def test_augmentation_robustness_counts_agreement():
@@ -113,12 +138,12 @@ def test_probe_kind_recovers_planted_direction(kind, min_cos, tmp_path):
 
 def test_spurious_probe_is_accurate_on_correlated_data_but_not_aligned():
     g = torch.Generator().manual_seed(1)
-    base = lambda: torch.randn(80, 4, 1, 1, generator=g) * 0.3  # noqa: E731
+    base = lambda: torch.randn(80, 4, 1, 1, generator=g) * 0.3
     concept, neg, fp = base(), base(), base()
     concept[:, 0] += 2.0
     concept[:, 1] += 2.0  # the spurious feature rides along with the concept
     fp[:, 1] += 2.0  # false positives: spurious feature only
-    A = lambda t: Acts(t, ConvLayout(), "c")  # noqa: E731
+    A = lambda t: Acts(t, ConvLayout(), "c")
     aligned = fit_probe("logistic", A(concept), A(neg))
     spur = spurious_probe(A(fp), A(neg))
     assert spur.kind == "spurious-logistic"

@@ -32,7 +32,23 @@ from .metrics import (
 from .tcav import TCAVResult, directional_derivatives, tcav, tcav_score
 
 __all__ = [
-    "PROBES", "Acts", "Probe", "activations", "fit_probe", "spurious_probe", "cured_direction",
-    "localisation_maps", "accuracy", "hard_accuracy", "iou", "pointing_game", "segmentation_score",
-    "augmentation_robustness", "cosine", "tcav", "tcav_score", "directional_derivatives", "TCAVResult",
+    "PROBES",
+    "Acts",
+    "Probe",
+    "TCAVResult",
+    "accuracy",
+    "activations",
+    "augmentation_robustness",
+    "cosine",
+    "cured_direction",
+    "directional_derivatives",
+    "fit_probe",
+    "hard_accuracy",
+    "iou",
+    "localisation_maps",
+    "pointing_game",
+    "segmentation_score",
+    "spurious_probe",
+    "tcav",
+    "tcav_score",
 ]

@@ -59,7 +59,7 @@ class Acts:
         if kind == "conv":
             return tuple(self.t.shape[2:])
         n = self.positions().shape[1]
-        side = int(math.isqrt(n))
+        side = math.isqrt(n)
         return (side, side) if side * side == n else (1, n)
 
     def position_map(self, v: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ class Acts:
         p = self.positions().double() @ v.double()
         return p.reshape(len(self.t), *self.grid())
 
-    def select(self, idx) -> "Acts":
+    def select(self, idx) -> Acts:
         return Acts(self.t[idx], self.layout, self.layer)
 
 
@@ -255,4 +255,4 @@ def cured_direction(cav: Probe, spurious: Probe, pos: Acts | None = None, neg: A
     return out
 
 
-__all__ = ["PROBES", "Acts", "Probe", "activations", "fit_probe", "spurious_probe", "cured_direction"]
+__all__ = ["PROBES", "Acts", "Probe", "activations", "cured_direction", "fit_probe", "spurious_probe"]

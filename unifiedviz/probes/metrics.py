@@ -1,7 +1,7 @@
 """Concept-alignment metrics. Each is a small pure function with a hand-checkable definition."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -104,5 +104,13 @@ def augmentation_robustness(predict: Callable[[torch.Tensor], np.ndarray], image
     return out
 
 
-__all__ = ["accuracy", "hard_accuracy", "iou", "pointing_game", "segmentation_score", "cosine",
-           "augmentation_robustness", "AUGMENTATIONS"]
+__all__ = [
+    "AUGMENTATIONS",
+    "accuracy",
+    "augmentation_robustness",
+    "cosine",
+    "hard_accuracy",
+    "iou",
+    "pointing_game",
+    "segmentation_score",
+]

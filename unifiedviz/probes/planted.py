@@ -96,4 +96,4 @@ def train_planted_model(*, n: int = 1200, epochs: int = 6, seed: int = 0):
     return model, acc
 
 
-__all__ = ["planted_images", "planted_net", "train_planted_model", "checkerboard"]
+__all__ = ["checkerboard", "planted_images", "planted_net", "train_planted_model"]

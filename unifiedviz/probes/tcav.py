@@ -41,6 +41,22 @@ def tcav_score(derivatives) -> float:
     return float((d > 0).mean())
 
 
+def welch_p(a, b) -> float:
+    """Two-sided Welch t-test p-value; constant samples (all runs 0 or 1, common for TCAV) are
+    decided exactly: equal constants give 1, one constant sample is tested as a one-sample t-test
+    of the other against it, two different constants give 0."""
+    from scipy.stats import ttest_1samp, ttest_ind
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ca, cb = np.ptp(a) == 0, np.ptp(b) == 0
+    if ca and cb:
+        return 1.0 if a[0] == b[0] else 0.0
+    if ca or cb:
+        const, other = (a[0], b) if ca else (b[0], a)
+        return float(ttest_1samp(other, const).pvalue)
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
 @dataclass
 class TCAVResult:
     scores: list[float]  # concept CAV of each run
@@ -68,44 +84,52 @@ def tcav(adapter, layer: str, inputs: torch.Tensor, target: int, concept: torch.
          kind: str = "logistic", alpha: float = 0.05, seed: int = 0, resample_concept: bool = False) -> TCAVResult:
     """TCAV of `concept` images for class `target` on `inputs`, tested against random CAVs.
 
-    Run r fits the concept CAV on `concept` vs a random subset N_r of `negatives`, and a random
-    CAV on a random subset R_r of `random_pool` (default: `negatives`, disjoint from N_r) vs N_r.
-    `resample_concept`: each run draws `set_size` images of `concept` (a pool) afresh, as the
-    random CAVs do (a sanity check that a random image pool is not significant).
-    The p-value is a two-sided Welch t-test of the concept's run scores against the random ones."""
-    from scipy.stats import ttest_ind
-
+    As in Kim et al. (2018), run r fits the concept CAV on `concept` vs a random set N_r drawn from
+    `negatives`, and a random-vs-random CAV on a random set R_r drawn from `random_pool` (default:
+    `negatives`, disjoint from N_r) vs the same N_r; both lists have `runs` scores, and the
+    p-value is a two-sided Welch t-test of the concept's scores against the random ones.
+    `resample_concept`: each run draws `set_size` images of `concept` (a pool) afresh.
+    Passing the same tensor as `concept` and `random_pool` (with `resample_concept`) is the null
+    check "is a random image set significant?": each run draws the pseudo-concept set and R_r
+    disjointly from that one pool, so both CAV lists come from the same distribution (a fixed
+    pseudo-concept set against a separate random pool is not exchangeable: its finite-sample
+    quirks make it "significant" far more often than alpha)."""
     if runs < 2:
         raise UnifiedVizError(f"TCAV's significance test needs at least 2 runs, got {runs}")
     pool = negatives if random_pool is None else random_pool
+    shared = random_pool is not None and random_pool is concept  # null check: one pool for both sets
+    if shared and not resample_concept:
+        raise UnifiedVizError("TCAV with the concept set as its own random pool needs resample_concept=True")
     m = set_size or len(concept)
     if m < 2:
         raise UnifiedVizError(f"TCAV set_size must be at least 2, got {m}")
-    if len(negatives) < m or len(pool) < (2 * m if random_pool is None else m):
+    if len(negatives) < m or len(pool) < (2 * m if random_pool is None or shared else m):
         raise UnifiedVizError(f"TCAV runs draw {m} negatives and {m} random images per run: give at least "
                               f"{2 * m} negatives (or a smaller set_size)")
     grads = layer_gradients(adapter, layer, inputs, target)
-    pos = activations(adapter, layer, concept)
     neg_all = activations(adapter, layer, negatives)
     pool_all = neg_all if random_pool is None else activations(adapter, layer, pool)
+    pos = pool_all if shared else activations(adapter, layer, concept)
     g = np.random.default_rng(seed)
     scores, rand = [], []
     for r in range(runs):
         perm = g.permutation(len(negatives))
         n_idx = perm[:m]
-        r_idx = perm[m:2 * m] if random_pool is None else g.permutation(len(pool))[:m]
+        if shared:
+            pp = g.permutation(len(pool))
+            c_idx, r_idx = pp[:m], pp[m:2 * m]
+        else:
+            r_idx = perm[m:2 * m] if random_pool is None else g.permutation(len(pool))[:m]
+            c_idx = g.permutation(len(pos))[:m] if resample_concept else None
         neg = neg_all.select(torch.as_tensor(n_idx))
-        cpos = pos.select(torch.as_tensor(g.permutation(len(pos))[:m])) if resample_concept else pos
+        cpos = pos.select(torch.as_tensor(c_idx)) if c_idx is not None else pos
         cav = fit_probe(kind, cpos, neg, seed=seed + r)
         rcav = fit_probe(kind, pool_all.select(torch.as_tensor(r_idx)), neg, seed=seed + r)
         scores.append(tcav_score(directional_derivatives(grads, cav)))
         rand.append(tcav_score(directional_derivatives(grads, rcav)))
-    if np.std(scores) == 0 and np.std(rand) == 0:
-        p = 1.0 if scores[0] == rand[0] else 0.0
-    else:
-        p = float(ttest_ind(scores, rand, equal_var=False).pvalue)
+    p = welch_p(scores, rand)
     return TCAVResult([float(s) for s in scores], [float(s) for s in rand], p, alpha,
                       {"target": int(target), "layer": layer, "kind": kind, "runs": runs, "set_size": m})
 
 
-__all__ = ["tcav", "tcav_score", "directional_derivatives", "layer_gradients", "TCAVResult"]
+__all__ = ["TCAVResult", "directional_derivatives", "layer_gradients", "tcav", "tcav_score", "welch_p"]
