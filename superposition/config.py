@@ -92,6 +92,24 @@ class MetricsConfig:
 
 
 @dataclass
+class DictionaryConfig:
+    """A sparse autoencoder on `layer` of each final model (docs/dictionaries.md): reconstruction,
+    sparsity and classes per latent vs per neuron, side by side in report.md. Off by default."""
+
+    enabled: bool = False
+    layer: str = "layer4"  # conv, token, sequence or vector layer whose activations to decompose
+    kind: Literal["topk", "relu"] = "topk"
+    expansion: float = 4.0  # latents per layer feature
+    k: int = 8  # topk: latents firing per row
+    l1: float = 1e-2  # relu: L1 weight
+    steps: int = 500  # training batches (rows from the training images, streamed)
+    batch_size: int = 1024  # rows per training batch
+    buffer_rows: int = 32768  # rows held in memory at most
+    lr: float = 1e-3
+    resample_every: int = 250  # steps between dead-latent resampling (0: never)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "superposition"
     seed: int = 0
@@ -101,6 +119,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     active: ActiveConfig = field(default_factory=ActiveConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,6 +168,14 @@ def check(cfg: ExperimentConfig, source: str) -> None:
     for key, value in positive.items():
         if value < 1:
             raise UnifiedVizError(f"config key '{key}' in {source} must be at least 1, got {value}")
+    if cfg.dictionary.enabled:
+        d = cfg.dictionary
+        if d.steps < 1 or d.batch_size < 1 or d.k < 1 or d.expansion <= 0 or d.lr <= 0 or d.l1 < 0:
+            raise UnifiedVizError(f"dictionary in {source}: steps, batch_size, k must be at least 1 and "
+                                  "expansion, lr > 0, l1 >= 0")
+        if d.buffer_rows < 2 * d.batch_size:
+            raise UnifiedVizError(f"config key 'dictionary.buffer_rows' in {source} must hold at least two batches "
+                                  f"({2 * d.batch_size} rows), got {d.buffer_rows}")
     if cfg.data.synthetic.num_classes < 2:
         raise UnifiedVizError(f"config key 'data.synthetic.num_classes' in {source} must be at least 2")
     if cfg.data.image_size is not None and cfg.data.image_size < 8:

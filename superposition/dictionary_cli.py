@@ -3,7 +3,10 @@
 Writes into DIR (the output policy's incremental folder, so `--resume` continues a stopped run):
 `dictionary.safetensors` (weights, config and layer in its metadata), `metrics.json`
 (reconstruction, sparsity, geometry, latents vs neurons when the data has labels),
-`plots/density.png` and `checkpoints/last.ckpt`.
+`plots/density.png` and `checkpoints/last.ckpt`. With `--stability` a second dictionary (seed + 1,
+its own shuffle, checkpoints in `checkpoints/stability/`) is trained the same way and `metrics.json`
+gets `stability`: the Hungarian one-to-one matched cosine between the two dictionaries' decoder
+atoms and encoder rows (mean, median, fraction above 0.9).
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ class DictionaryOptions(ModelOptions):
     resample_every: int = option(250, "steps between dead-latent resampling (0: never)", minimum=0)
     limit: int | None = option(None, "use at most this many images", minimum=1)
     seed: int = option(0, "seed of the dictionary and the shuffle")
+    stability: bool = option(False, "also train a second dictionary (seed + 1) and report the Hungarian-matched "
+                                    "cosine of the two dictionaries' atoms in metrics.json")
     resume: bool = option(False, "continue the run in --out from its last checkpoint")
     force: bool = option(False, "replace an earlier run of this command in --out")
 
@@ -62,10 +67,15 @@ class DictionaryTrain(Command):
         from unifiedviz.report import write_json
         from unifiedviz.report.run_folder import claim
 
-        from .dictionaries import ActivationBuffer, SparseAutoencoder, save_dictionary
+        from .dictionaries import save_dictionary
         from .dictionaries.buffer import rows_of
-        from .dictionaries.metrics import collinearity, evaluate, latents_vs_neurons, per_image
-        from .dictionaries.train import train_dictionary
+        from .dictionaries.metrics import (
+            collinearity,
+            evaluate,
+            latents_vs_neurons,
+            matched_cosine,
+            per_image,
+        )
 
         out = Path(opts.out or f"runs/dictionary/{opts.layer}")
         folder = claim(out, COMMAND, incremental=True)
@@ -82,14 +92,9 @@ class DictionaryTrain(Command):
                 yield inputs.images[i:i + opts.image_batch]
 
         width = info.layout.feature_width(info.shape)
-        buffer = ActivationBuffer(adapter, opts.layer, images, capacity=opts.buffer_rows,
-                                  batch_size=min(opts.batch_size, opts.buffer_rows // 2), seed=opts.seed)
         folder.begin(fresh=not resume)
-        sae = SparseAutoencoder(width, expansion=opts.expansion, kind=opts.kind, k=opts.k, l1=opts.l1,
-                                seed=opts.seed)
-        module = train_dictionary(sae, buffer, steps=opts.steps, lr=opts.lr, checkpoint_dir=out / "checkpoints",
-                                  resume=resume, resample_every=opts.resample_every,
-                                  resample_after_rows=20 * opts.batch_size, progress=not opts.quiet, seed=opts.seed)
+        sae, module, buffer = self._train(opts, adapter, images, width, opts.seed, out / "checkpoints", resume,
+                                          full=True)
         neurons, latents = [], []
         with torch.no_grad(), adapter.session([opts.layer]) as run:
             for x in images():
@@ -103,6 +108,12 @@ class DictionaryTrain(Command):
                    "reconstruction": evaluate(sae, (rows_of(info.layout, adapter.capture(x, opts.layer)[opts.layer])
                                                     for x in images())),
                    "collinearity": collinearity(sae.W_dec.detach())}
+        if opts.stability:
+            other, seed2 = self._train(opts, adapter, images, width, opts.seed + 1, out / "checkpoints" / "stability",
+                                       resume and (out / "checkpoints" / "stability" / "last.ckpt").is_file())
+            metrics["stability"] = {"seeds": [opts.seed, seed2],
+                                    "decoder": matched_cosine(sae.W_dec.detach(), other.W_dec.detach()),
+                                    "encoder": matched_cosine(sae.W_enc.detach(), other.W_enc.detach())}
         if inputs.labels is not None:
             metrics["selectivity"] = latents_vs_neurons(torch.cat(neurons), torch.cat(latents), inputs.labels)
         save_dictionary(sae, out / "dictionary.safetensors", layer=opts.layer, model=opts.model or "")
@@ -112,7 +123,26 @@ class DictionaryTrain(Command):
         r = metrics["reconstruction"]
         print(f"wrote {out}: explained variance {r['explained_variance']:.3f}, L0 {r['l0']:.2f}, "
               f"dead {r['dead']}/{r['latents']}")
+        if "stability" in metrics:
+            print(f"stability across seeds {metrics['stability']['seeds']}: matched decoder cosine "
+                  f"{metrics['stability']['decoder']['mean']:.3f}")
         return 0
+
+    @staticmethod
+    def _train(opts: DictionaryOptions, adapter, images, width: int, seed: int, checkpoints: Path, resume: bool,
+               *, full: bool = False):
+        """One dictionary of this run's settings with `seed` (weights and shuffle): (sae, seed), or with
+        `full` (sae, the Lightning module, the buffer)."""
+        from .dictionaries import ActivationBuffer, SparseAutoencoder
+        from .dictionaries.train import train_dictionary
+
+        buffer = ActivationBuffer(adapter, opts.layer, images, capacity=opts.buffer_rows,
+                                  batch_size=min(opts.batch_size, opts.buffer_rows // 2), seed=seed)
+        sae = SparseAutoencoder(width, expansion=opts.expansion, kind=opts.kind, k=opts.k, l1=opts.l1, seed=seed)
+        module = train_dictionary(sae, buffer, steps=opts.steps, lr=opts.lr, checkpoint_dir=checkpoints,
+                                  resume=resume, resample_every=opts.resample_every,
+                                  resample_after_rows=20 * opts.batch_size, progress=not opts.quiet, seed=seed)
+        return (sae, module, buffer) if full else (sae, seed)
 
 
 def _density_plot(hist: dict, path: Path) -> None:

@@ -95,6 +95,14 @@ def run_experiment(
         results[run], embeddings[run] = measure(model, test_loader, cfg.metrics, device=device, seed=seed,
                                                 progress=progress, stages=stages, run_name=f"final {run} model")
         results[run]["train_size"] = train_size
+        if cfg.dictionary.enabled:  # an SAE on this final model's layer (superposition/dictionaries)
+            from .dictionaries.experiment import dictionary_metrics
+
+            with stages.stage(f"dictionary: a {cfg.dictionary.kind} SAE on {cfg.dictionary.layer} of the final "
+                              f"{run} model, {cfg.dictionary.steps} steps", kind="dictionary", work=cfg.dictionary.steps):
+                results[run]["dictionary"] = dictionary_metrics(
+                    model, data.loader(data.train_set), test_loader, cfg.dictionary, seed=cfg.seed,
+                    device=device, respond_fraction=cfg.metrics.respond_fraction)
     if rounds is not None:
         results["active"]["rounds"] = rounds
     labels = data.test_set.labels.numpy()
@@ -145,6 +153,8 @@ def check_layers(cfg: ExperimentConfig, data: SuperpositionData) -> None:
     """Fail before training if a configured layer does not exist in the model."""
     adapter = Adapter(new_model(cfg, data))
     keys = [("metrics.layers", n) for n in cfg.metrics.layers] + [("metrics.cosine_layers", n) for n in cfg.metrics.cosine_layers]
+    if cfg.dictionary.enabled:
+        keys.append(("dictionary.layer", cfg.dictionary.layer))
     if "active" in cfg.runs:  # layers the strategy itself reads (core-set's feature layer)
         keys.extend(strategy_layers(cfg.active).items())
     for key, name in keys:

@@ -43,6 +43,28 @@ def _rows(results: dict, layers: list[str], cosine_layers: list[str], embeddings
              lambda m, l=layer: m["layers"][l]["units"]["polysemantic_fraction"]),
             (f"dead units (`{layer}`)", lambda m, l=layer: m["layers"][l]["units"]["dead"]),
         ]
+    dictionary = next((r["dictionary"] for r in results.values() if "dictionary" in r), None)
+    if dictionary is not None:  # the config's dictionary section: an SAE on each final model's layer
+        d, n = f"`{dictionary['layer']}`", dictionary["config"]["n_latents"]
+
+        def dic(*keys):
+            def get(m):
+                v = m.get("dictionary")
+                for k in keys:
+                    v = None if v is None else v[k]
+                return v
+            return get
+
+        rows += [
+            (f"dictionary explained variance ({n}-latent {dictionary['config']['kind']} SAE on {d})",
+             dic("reconstruction", "explained_variance")),
+            (f"dictionary L0, latents firing per row ({d})", dic("reconstruction", "l0")),
+            (f"dictionary dead latents, of {n} ({d})", dic("reconstruction", "dead")),
+            (f"classes per neuron, mean ({d}, per image)", dic("selectivity", "neurons", "classes_per_unit_mean")),
+            (f"classes per latent, mean ({d}, per image)", dic("selectivity", "latents", "classes_per_unit_mean")),
+            (f"class selectivity per neuron, mean ({d})", dic("selectivity", "neurons", "selectivity_mean")),
+            (f"class selectivity per latent, mean ({d})", dic("selectivity", "latents", "selectivity_mean")),
+        ]
     for layer in cosine_layers:
         for kind, text in (("images", "per-image features"), ("class_means", "class-mean features"),
                            ("weights", "per-neuron weight vectors")):

@@ -35,6 +35,8 @@ class VisualizeOptions(ModelOptions):
     reference: str | None = option(None, "images (folder, file or 'digits') to report each unit's max activation over",
                                    metavar="IMAGES")
     snapshots: list[int] = option([], "also save grids at these steps", metavar="STEP")
+    dictionary: str | None = option(None, "dictionary file that LAYER:latent=K units read ('unifiedviz dictionary "
+                                    "train' writes it; default $UNIFIEDVIZ_DICTIONARY)", metavar="FILE")
     out: str = option("runs/visualize", "output folder: new, or an earlier visualize run's (replaced whole)",
                       metavar="DIR")
 
@@ -56,6 +58,12 @@ class Visualize(Command):
     options = VisualizeOptions
 
     def run(self, opts: VisualizeOptions) -> int:
+        from ..unit_kinds.latent import dictionary_in_use
+
+        with dictionary_in_use(opts.dictionary):  # latent= units read --dictionary during this run only
+            return self._run(opts)
+
+    def _run(self, opts: VisualizeOptions) -> int:
         from ..inputs import load_inputs
         from ..objectives import total_variation
         from ..report.run_folder import claim
