@@ -11,8 +11,8 @@ from PIL import Image
 from torch import nn
 
 from unifiedviz.errors import UnifiedVizError
-from unifiedviz.generators import GENERATORS, Generator, as_generator, generator_metadata
-from unifiedviz.generators.vqvae import VQVAE, _ResidualLayer
+from unifiedviz.generators import GENERATORS, as_generator, generator_metadata
+from unifiedviz.generators.vqvae import _ResidualLayer
 from unifiedviz.models.spec import InputSpec
 from unifiedviz.params import PARAMS, GeneratorParam, make_param
 

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import UnifiedVizError
 from ..options import option
 from .command import Command, ModelOptions, load_model_from, register
+
+if TYPE_CHECKING:
+    import torch
 
 MIN_IMAGES = 10
 

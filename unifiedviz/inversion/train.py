@@ -3,11 +3,9 @@ measure it, and write a run folder (`unifiedviz invert`)."""
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
