@@ -13,22 +13,15 @@ from dataclasses import dataclass
 
 from unifiedviz.cli.command import Command, register
 from unifiedviz.errors import UnifiedVizError
-from unifiedviz.options import CommandOptions, add_arguments, option, resolve
+from unifiedviz.options import ResumeOptions, add_arguments, option, resolve
 
 
 @dataclass
-class RunOptions(CommandOptions):
+class RunOptions(ResumeOptions):
     config: str | None = option(None, "YAML experiment config, e.g. configs/superposition/digits_smoke.yaml",
                                 positional=True)
     out: str | None = option(None, "run folder (default runs/superposition/<name>): new, or this command's own",
                              metavar="DIR")
-    resume: bool = option(False, "continue the run in the folder from its last finished round")
-    force: bool = option(False, "replace an earlier run of this command in the folder and start over")
-
-    def check(self) -> None:
-        super().check()
-        if self.resume and self.force:
-            raise UnifiedVizError("--resume and --force contradict each other: pass one")
 
 
 @register("run")

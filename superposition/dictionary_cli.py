@@ -15,13 +15,13 @@ from pathlib import Path
 
 from unifiedviz.cli.command import Command, ModelOptions, load_model_from, register
 from unifiedviz.errors import UnifiedVizError
-from unifiedviz.options import option
+from unifiedviz.options import ResumeOptions, option
 
 COMMAND = "dictionary train"
 
 
 @dataclass
-class DictionaryOptions(ModelOptions):
+class DictionaryOptions(ModelOptions, ResumeOptions):
     layer: str | None = option(None, "the layer whose activations to decompose ('unifiedviz layers MODEL')",
                                positional=True)
     data: str = option("digits-train", "images: a data set name (digits-train, digits-test, ...), folder or file",
@@ -41,15 +41,11 @@ class DictionaryOptions(ModelOptions):
     seed: int = option(0, "seed of the dictionary and the shuffle")
     stability: bool = option(False, "also train a second dictionary (seed + 1) and report the Hungarian-matched "
                                     "cosine of the two dictionaries' atoms in metrics.json")
-    resume: bool = option(False, "continue the run in --out from its last checkpoint")
-    force: bool = option(False, "replace an earlier run of this command in --out")
 
     def check(self) -> None:
         super().check()
         if not self.layer:
             raise UnifiedVizError("give LAYER (e.g. conv2; 'unifiedviz layers MODEL' lists them)")
-        if self.resume and self.force:
-            raise UnifiedVizError("--resume and --force contradict each other: pass one")
 
 
 @register("train")

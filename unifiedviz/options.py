@@ -76,6 +76,20 @@ class CommandOptions:
                 raise UnifiedVizError(f"{f.name.replace('_', '-')} must be at least {low:g}, got {value}")
 
 
+@dataclass
+class ResumeOptions(CommandOptions):
+    """Options of commands that fill their run folder step by step (superposition run, dictionary
+    train, invert): continue a stopped run, or start over in one's own folder."""
+
+    resume: bool = option(False, "continue the run in --out from its last finished step")
+    force: bool = option(False, "replace an earlier run of this command in --out and start over")
+
+    def check(self) -> None:
+        super().check()
+        if self.resume and self.force:
+            raise UnifiedVizError("--resume and --force contradict each other: pass one")
+
+
 # ---------------------------------------------------------------------- numbers and values
 def number(value: Any) -> float:
     """0.03, '0.03', '8/255' or '1e-3' -> float; anything else is a one-line error."""
@@ -352,5 +366,5 @@ def to_dict(opts: Any) -> dict:
     return dataclasses.asdict(opts)
 
 
-__all__ = ["option", "CommandOptions", "number", "coerce", "describe", "build", "set_key", "parse_set", "read_yaml",
+__all__ = ["option", "CommandOptions", "ResumeOptions", "number", "coerce", "describe", "build", "set_key", "parse_set", "read_yaml",
            "unknown_key", "add_arguments", "resolve", "keys", "to_dict"]

@@ -4,14 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..inversion.config import InversionConfig
-from ..options import option
+from ..options import ResumeOptions, option
 from .command import Command, ModelOptions, register
 
 
 @dataclass
-class InvertOptions(ModelOptions, InversionConfig):
-    resume: bool = option(False, "continue a killed run in --out from its last checkpoint (steps may grow)")
-    force: bool = option(False, "start over in an earlier invert run's --out")
+class InvertOptions(ModelOptions, ResumeOptions, InversionConfig):
     out: str = option("runs/invert", "output folder: new, or an earlier invert run's (with --resume or --force)",
                       metavar="DIR")
 
