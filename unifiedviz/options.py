@@ -357,14 +357,5 @@ def _is_list(hint: Any) -> bool:
     return typing.get_origin(_base(hint)) is list
 
 
-def keys(cls: type) -> list[str]:
-    """The YAML keys `cls` accepts."""
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def to_dict(opts: Any) -> dict:
-    return dataclasses.asdict(opts)
-
-
-__all__ = ["option", "CommandOptions", "ResumeOptions", "number", "coerce", "describe", "build", "set_key", "parse_set", "read_yaml",
-           "unknown_key", "add_arguments", "resolve", "keys", "to_dict"]
+__all__ = ["option", "CommandOptions", "ResumeOptions", "number", "coerce", "describe", "build", "set_key",
+           "parse_set", "read_yaml", "unknown_key", "add_arguments", "resolve"]
