@@ -70,6 +70,14 @@ class Registry(Generic[T]):
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown {self.kind} {name!r}: {hint}choose one of {', '.join(names)}"
 
+    def pick(self, values) -> list[str]:
+        """Names given on a command line (repeatable, comma-separated), checked, de-duplicated in order."""
+        flat = [v.strip() for item in values for v in str(item).split(",") if v.strip()]
+        for name in flat:
+            if name not in self:
+                raise UnifiedVizError(self.unknown_message(name))
+        return list(dict.fromkeys(flat))
+
     def names(self) -> list[str]:
         self._load()
         return list(self._entries)

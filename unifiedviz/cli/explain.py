@@ -8,12 +8,6 @@ from ..options import option
 from .command import Command, ModelOptions, load_model_from, register
 
 
-def _explainer_names() -> list[str]:
-    from ..explain import EXPLAINERS
-
-    return EXPLAINERS.names()
-
-
 @dataclass
 class ExplainOptions(ModelOptions):
     images: str | None = option(None, "images: a folder, an image file, or digits", positional=True)
@@ -38,16 +32,11 @@ class ExplainOptions(ModelOptions):
         super().check()
         if not self.images:
             raise UnifiedVizError("give MODEL and IMAGES (a folder, an image file, or digits)")
-        names = _explainer_names()
-        flat = [m.strip() for item in self.method for m in item.split(",") if m.strip()]
-        if not flat:
-            raise UnifiedVizError(f"give at least one --method: {', '.join(names)}")
         from ..explain import EXPLAINERS
 
-        for m in flat:
-            if m not in names:
-                raise UnifiedVizError(EXPLAINERS.unknown_message(m))
-        self.method = list(dict.fromkeys(flat))
+        self.method = EXPLAINERS.pick(self.method)
+        if not self.method:
+            raise UnifiedVizError(f"give at least one --method: {', '.join(EXPLAINERS.names())}")
 
 
 def _options(method: str, opts: ExplainOptions) -> dict:

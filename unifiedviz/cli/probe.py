@@ -14,12 +14,6 @@ if TYPE_CHECKING:
 MIN_IMAGES = 10
 
 
-def _kinds() -> list[str]:
-    from ..probes import PROBES
-
-    return PROBES.names()
-
-
 @dataclass
 class ProbeOptions(ModelOptions):
     layer: str | None = option(None, "layer to probe (see `unifiedviz layers MODEL`)", positional=True)
@@ -48,17 +42,14 @@ class ProbeOptions(ModelOptions):
             raise UnifiedVizError("give --concept DIR and --negatives DIR (folders of images)")
         from ..probes import PROBES
 
-        flat = [k.strip() for item in self.kinds for k in item.split(",") if k.strip()]
-        for k in flat:
-            if k not in _kinds():
-                raise UnifiedVizError(PROBES.unknown_message(k))
+        flat = PROBES.pick(self.kinds)
         if self.masks and "segmentation" not in flat:
             flat.append("segmentation")
         if "segmentation" in flat and not self.masks:
             raise UnifiedVizError("the segmentation probe needs --masks DIR (same-named mask files)")
         if not flat:
-            raise UnifiedVizError(f"give at least one --kinds: {', '.join(_kinds())}")
-        self.kinds = list(dict.fromkeys(flat))
+            raise UnifiedVizError(f"give at least one --kinds: {', '.join(PROBES.names())}")
+        self.kinds = flat
         if not 0 < self.held_out < 1:
             raise UnifiedVizError(f"held-out must be between 0 and 1, got {self.held_out}")
         if self.runs < 2:
