@@ -64,6 +64,7 @@ class Explain(Command):
     def run(self, opts: ExplainOptions) -> int:
         import numpy as np
         import torch
+        from tqdm.auto import tqdm
 
         from ..adapters import as_adapter
         from ..explain import EXPLAINERS, deletion_insertion, randomisation_check
@@ -93,11 +94,14 @@ class Explain(Command):
         scores: dict[str, dict] = {m: {"deletion": [0.0] * len(x), "insertion": [0.0] * len(x)}
                                    for m in [*opts.method, "random"]}
         sanity: dict[str, dict] = {}
+        bar = tqdm(total=len(groups) * len(opts.method), desc="explain", leave=False, disable=opts.quiet)
         for u, idx in groups.items():
             xs = x[idx]
             for m in opts.method:
+                bar.set_postfix(unit=u, method=m)
                 mp = EXPLAINERS.get(m)(adapter, u, xs, **_options(m, opts))
                 maps[m][idx] = mp.detach().cpu()
+                bar.update()
             for m in [*opts.method, "random"]:
                 mp = maps[m][idx] if m != "random" else random_maps(xs, spatial=spatial_shape(adapter), seed=opts.seed)
                 r = deletion_insertion(adapter, xs, mp, u, steps=opts.steps)
@@ -108,6 +112,7 @@ class Explain(Command):
                 for m in opts.method:
                     chk = randomisation_check(adapter, xs, u, m, init_seed=opts.seed, **_options(m, opts))
                     sanity.setdefault(m, {"spearman": []})["spearman"].extend(chk.correlations)
+        bar.close()
         for m, d in sanity.items():
             d["mean_spearman"] = float(np.mean(d["spearman"]))
             d["threshold"] = 0.5
