@@ -184,3 +184,32 @@ def test_attention_head_units_show_where_the_head_attends():
         probs = adapter.capture(x, layer)[layer]  # [3, heads, 65, 65], CLS first
     expected = probs[:, 2].mean(1)[:, 1:].reshape(3, 8, 8)
     assert torch.allclose(unit_maps(adapter, units[2], x), expected, atol=1e-6)
+
+
+def test_unlabelled_data_takes_the_models_predicted_classes(tmp_path, capsys):
+    from PIL import Image
+
+    from unifiedviz.atlas import predicted_labels
+    from unifiedviz.datasets import load_digits_images
+    from unifiedviz.models import load_model
+
+    images, _ = load_digits_images("test")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(12):
+        Image.fromarray((images[i, 0] * 255).round().byte().numpy()).save(folder / f"{i:02d}.png")
+    argv = ["atlas", "builtin:digits-cnn", "conv2:channel=0:2", "--data", str(folder), "--steps", "2", "--copies", "1",
+            "--top-k", "2", "--threads", "1", "--quiet"]
+    assert main([*argv, "--labels", "data", "--out", str(tmp_path / "refused")]) == 2  # a folder has no labels
+    assert "--labels predicted" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    out = tmp_path / "site"
+    assert main([*argv, "--out", str(out)]) == 0  # auto: the model's classes
+    summary = json.loads((out / "atlas.json").read_text())
+    assert summary["classes"] == "predicted" and "selectivity" in summary["units"][0]
+    model = load_model("builtin:digits-cnn")
+    from unifiedviz.inputs import load_inputs
+    loaded = load_inputs(folder, model.spec)
+    with torch.no_grad():
+        assert torch.equal(predicted_labels(model, loaded.images), model(loaded.images).argmax(1))
+    assert "classes: the model's predictions" in (out / "index.html").read_text()

@@ -69,3 +69,15 @@ def test_calls_are_deterministic_and_independent():
 def test_bad_arguments_raise_user_errors(kwargs, match):
     with pytest.raises(UnifiedVizError, match=match):
         load_digits_images(**kwargs)
+
+
+def test_photos_source_is_scikit_image_crops_shaped_for_the_model():
+    from unifiedviz.generators.photos import photo_crops
+    from unifiedviz.inputs import PHOTO_CROPS, fit_to_spec, load_inputs
+    from unifiedviz.models.spec import InputSpec
+
+    spec = InputSpec(channels=3, size=(32, 32))
+    inputs = load_inputs("photos", spec, limit=5)
+    assert inputs.images.shape == (5, 3, 32, 32) and inputs.labels is None
+    assert torch.equal(inputs.images, fit_to_spec(photo_crops(PHOTO_CROPS, size=32), spec)[:5])
+    assert inputs.images.std() > 0.05  # real photo content, not a blank

@@ -17,8 +17,10 @@ from .errors import UnifiedVizError
 from .models.spec import InputSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-#: Offline data sets by name: digits splits from scikit-learn.
-DATASETS = ("digits", "digits-test", "digits-train", "digits-all")
+#: Offline data sets by name: digits splits from scikit-learn; `photos`, 256 crops of
+#: scikit-image's bundled colour photos (no labels; needs scikit-image).
+DATASETS = ("digits", "digits-test", "digits-train", "digits-all", "photos")
+PHOTO_CROPS = 256
 
 
 @dataclass
@@ -83,7 +85,18 @@ def _read(path: Path, spec: InputSpec) -> torch.Tensor:
 def _dataset(name: str, spec: InputSpec) -> Inputs:
     from .datasets import load_digits_images
 
+    if name == "photos":
+        return _photos(spec)
     split = {"digits": "test", "digits-test": "test", "digits-train": "train", "digits-all": "all"}[name]
     images, labels = load_digits_images(split)
     images = fit_to_spec(images, spec)
     return Inputs(images, labels, [f"{name}_{i:04d}" for i in range(len(labels))])
+
+
+def _photos(spec: InputSpec) -> Inputs:
+    try:
+        from .generators.photos import photo_crops
+        crops = photo_crops(PHOTO_CROPS, size=max(spec.size))
+    except ImportError:
+        raise UnifiedVizError("the photos data set needs scikit-image: pip install scikit-image") from None
+    return Inputs(fit_to_spec(crops, spec), None, [f"photos_{i:04d}" for i in range(len(crops))])

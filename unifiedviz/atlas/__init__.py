@@ -11,9 +11,9 @@
 
 See docs/atlas.md.
 """
-from .data import AtlasUnit, Dictionary, atlas_units, unit_values
+from .data import AtlasUnit, Dictionary, atlas_units, predicted_labels, unit_values
 from .render import RenderSettings, render_units
 from .site import SiteSettings, write_atlas
 
-__all__ = ["AtlasUnit", "Dictionary", "atlas_units", "unit_values", "RenderSettings", "render_units", "SiteSettings",
+__all__ = ["AtlasUnit", "Dictionary", "atlas_units", "predicted_labels", "unit_values", "RenderSettings", "render_units", "SiteSettings",
            "write_atlas"]

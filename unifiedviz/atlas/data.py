@@ -125,6 +125,15 @@ def unit_values(adapter: Adapter, units: list[AtlasUnit], images: torch.Tensor,
 
 
 @torch.no_grad()
+def predicted_labels(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The model's top class on each image `[N]`: the classes of an atlas over unlabelled data."""
+    out = [model(images[s : s + batch_size]) for s in range(0, len(images), batch_size)]
+    if out[0].dim() != 2:
+        raise UnifiedVizError("--labels predicted needs a classifier whose output is [batch, classes]")
+    return torch.cat(out).argmax(1).cpu()
+
+
+@torch.no_grad()
 def unit_maps(adapter: Adapter, unit: AtlasUnit, images: torch.Tensor,
               dictionary: Dictionary | None = None) -> torch.Tensor | None:
     """The unit at every position of each image, `[n, h, w]`, or None when it has no spatial map

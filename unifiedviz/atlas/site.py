@@ -62,7 +62,8 @@ def write_atlas(folder: Claim, adapter: Adapter, units: list[AtlasUnit], inputs:
     rows = unit_rows(values, labels, respond_fraction=settings.respond_fraction)
     names = slugs([u.address for u in units])
     meta = (f"{html.escape(str(source['model']))} \u00b7 layer <code>{html.escape(source['layer'])}</code> "
-            f"\u00b7 {len(images)} images from {html.escape(source['data'])}")
+            f"\u00b7 {len(images)} images from {html.escape(source['data'])}"
+            + (" \u00b7 classes: the model's predictions" if source.get("classes") == "predicted" else ""))
     pending = {i for i, s in enumerate(names) if not cache.done(s)}
     bar = tqdm(total=len(units), initial=len(units) - len(pending), desc="atlas", unit="unit", leave=False,
                disable=not progress)

@@ -17,9 +17,13 @@ COMMAND = "atlas"
 class AtlasOptions(ModelOptions, ResumeOptions):
     layer: str | None = option(None, "LAYER (every unit of it) or LAYER:selector, e.g. conv2 or conv2:channel=0:8",
                                positional=True)
-    data: str | None = option(None, "images for exemplars and metrics: a folder, an image file, or digits",
+    data: str | None = option(None, "images for exemplars and metrics: a folder, an image file, digits, or photos "
+                                    "(crops of scikit-image's photos)",
                               metavar="SOURCE")
     limit: int | None = option(None, "use the first N images", minimum=1)
+    labels: str = option("auto", "classes for selectivity and histograms: the data's labels, the model's "
+                                 "predictions, or none (auto: the data's when it has them, else predicted)",
+                         choices=("auto", "data", "predicted", "none"))
     out: str = option("runs/atlas", "output folder: new, or an earlier atlas run's (--resume continues it, "
                                     "--force starts over)", metavar="DIR")
     steps: int = option(128, "AM optimisation steps per image", minimum=1)
@@ -63,8 +67,8 @@ class Atlas(Command):
 
     def run(self, opts: AtlasOptions) -> int:
         from ..adapters import as_adapter
-        from ..atlas import Dictionary, RenderSettings, SiteSettings, atlas_units, write_atlas
-        from ..inputs import load_inputs
+        from ..atlas import Dictionary, RenderSettings, SiteSettings, atlas_units, predicted_labels, write_atlas
+        from ..inputs import Inputs, load_inputs
         from ..report.run_folder import claim
 
         folder = claim(opts.out, COMMAND, incremental=True)  # before any work
@@ -79,6 +83,15 @@ class Atlas(Command):
         dictionary = Dictionary.load(opts.dictionary) if opts.dictionary else None
         units = atlas_units(adapter, opts.layer, dictionary)
         inputs = load_inputs(opts.data, model.spec, limit=opts.limit)
+        if opts.labels == "data" and inputs.labels is None:
+            raise UnifiedVizError(f"--data {opts.data!r} has no labels: pass --labels predicted (the model's "
+                                  "classes) or --labels none")
+        classes = "data" if opts.labels == "auto" and inputs.labels is not None else opts.labels
+        if classes == "auto" or classes == "predicted":
+            classes = "predicted"
+            inputs = Inputs(inputs.images, predicted_labels(model, inputs.images), inputs.names)
+        elif classes == "none":
+            inputs = Inputs(inputs.images, None, inputs.names)
         render = RenderSettings(steps=opts.steps, copies=opts.copies, diversity=opts.diversity, lr=opts.lr,
                                 param=opts.param, transforms=opts.transforms, seed=opts.seed,
                                 batch_size=opts.batch_size, generator=opts.generator, dictionary=opts.dictionary)
@@ -86,7 +99,7 @@ class Atlas(Command):
                                 respond_fraction=opts.respond_fraction)
         # File digests, so --resume notices weights or a dictionary retrained in place.
         source = {"model": opts.model, "weights": opts.weights, "layer": opts.layer, "data": opts.data,
-                  "limit": opts.limit, "sha256": {p: _sha256(p) for p in (opts.weights, opts.dictionary) if p}}
+                  "limit": opts.limit, "classes": classes, "sha256": {p: _sha256(p) for p in (opts.weights, opts.dictionary) if p}}
         summary = write_atlas(folder, adapter, units, inputs, settings, source=source, dictionary=dictionary,
                               resume=opts.resume, progress=not opts.quiet)
         pages = -(-len(units) // opts.per_page)
