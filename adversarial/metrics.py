@@ -93,6 +93,20 @@ class AttackResult:
         rate = _rate(self.success[mask])
         return float("nan") if rate is None else rate
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the panels of the first 8 images (`panels.overview`)."""
+        from unifiedviz.report.images import png_bytes
+
+        from .panels import overview
+
+        return png_bytes(overview(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the success line and the first 8 panels."""
+        from .panels import html
+
+        return html(self)
+
     def success_line(self) -> str:
         """The one-line success report the command prints: every number named, with its
         numerator and denominator (see `SUMMARY_FIELDS`)."""

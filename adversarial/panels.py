@@ -6,26 +6,20 @@ brighter = added, darker = removed) and `k` in its caption.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from unifiedviz.report import atomic_path, to_uint8
+from unifiedviz.report.images import LEGEND_KEY, font, html_image, labelled_grid, legend_text, png_bytes, write_image
 
 from .metrics import AttackResult
 
 TILE = 128  # displayed size of each image (nearest-neighbour upscaling, never smaller than the image)
-CAPTION = 46
-SIDE = 290  # width of the predictions column
 PAD = 8
-
-
-def _font(size: int = 12):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: fixed bitmap font
-        return ImageFont.load_default()
+BAR = 150  # width of a probability of 1 in the predictions column
+ROW = 16  # one prediction's line height
 
 
 def amplified(delta: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -35,75 +29,91 @@ def amplified(delta: torch.Tensor) -> tuple[torch.Tensor, float]:
     return (0.5 + delta * k).clamp(0, 1), k
 
 
-def _tile(image: torch.Tensor) -> Image.Image:
-    arr = to_uint8(image)
-    img = Image.fromarray(arr if arr.ndim == 3 else arr, mode="RGB" if arr.ndim == 3 else "L").convert("RGB")
-    w, h = img.size
-    scale = max(1, TILE // max(w, h))
-    return img.resize((w * scale, h * scale), Image.NEAREST)
-
-
 def _name(result: AttackResult, index: int) -> str:
     names = result.class_names
     return f"{index} {names[index]}" if names and names[index] != str(index) else str(index)
 
 
 def panel(result: AttackResult, i: int, *, top: int = 5) -> Image.Image:
-    """The panel image for result image `i`."""
+    """The panel image for result image `i` (a PIL image: Jupyter shows it); its legend names the three tiles."""
     orig, adv = result.images[i], result.adversarial[i]
     pert, k = amplified(adv - orig)
-    tiles = [_tile(orig), _tile(pert), _tile(adv)]
-    tw = max(t.size[0] for t in tiles)
-    th = max(t.size[1] for t in tiles)
-    width = PAD + 3 * (tw + PAD) + SIDE
-    height = PAD + max(th + CAPTION, 18 * (2 * top + 3)) + PAD
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    font, bold = _font(11), _font(12)
     ok = bool(result.success[i])
     verdict = "already target, not counted" if not bool(result.eligible[i]) else "success" if ok else "failed"
     lab = _name(result, int(result.labels[i]))
-    captions = [
-        [f"original  (label {lab})" if result.labels_from == "given" else "original",
-         f"pred {_name(result, int(result.clean_pred[i]))}  p={float(result.clean_conf[i]):.2f}"],
-        [f"perturbation x{k:.3g}", f"linf {float(result.linf[i]):.4f}  l2 {float(result.l2[i]):.3f}"],
-        [f"adversarial  ({verdict})",
-         f"pred {_name(result, int(result.adv_pred[i]))}  p={float(result.adv_conf[i]):.2f}"
-         + (f"  target {_name(result, int(result.targets[i]))}" if result.targeted else "")],
+    labels = [
+        (f"original  (label {lab})" if result.labels_from == "given" else "original")
+        + f"\npred {_name(result, int(result.clean_pred[i]))}  p={float(result.clean_conf[i]):.2f}",
+        f"perturbation x{k:.3g}\nlinf {float(result.linf[i]):.4f}  l2 {float(result.l2[i]):.3f}",
+        f"adversarial  ({verdict})\npred {_name(result, int(result.adv_pred[i]))}  p={float(result.adv_conf[i]):.2f}"
+        + (f"  target {_name(result, int(result.targets[i]))}" if result.targeted else ""),
     ]
-    for j, (tile, lines) in enumerate(zip(tiles, captions)):
-        x0 = PAD + j * (tw + PAD)
-        canvas.paste(tile, (x0, PAD))
-        for r, line in enumerate(lines):
-            draw.text((x0, PAD + th + 4 + 14 * r), line, fill=(0, 0, 0) if r else (20, 20, 120), font=font)
-    x0 = PAD + 3 * (tw + PAD)
-    y = PAD
-    for title, probs, colour in (("clean: top predictions", _probs(result, "clean", i), (70, 110, 180)),
-                                 ("adversarial: top predictions", _probs(result, "adv", i), (200, 70, 60))):
+    h, w = orig.shape[-2:]
+    tiles = labelled_grid([orig, pert, adv], labels, ncols=3, tile=w * max(1, TILE // max(h, w)))
+    columns = [("clean: top predictions", result.clean_probs[i], (70, 110, 180)),
+               ("adversarial: top predictions", result.adv_probs[i], (200, 70, 60))]
+    f, bold = font(11), font(12)
+    measure = ImageDraw.Draw(tiles)
+    rows = [_top(result, probs, top) for _, probs, _ in columns]
+    name_w = max(measure.textlength(name, font=f) for row in rows for name, _ in row)
+    title_w = max(measure.textlength(title, font=bold) for title, _, _ in columns)
+    value_w = measure.textlength("1.00", font=f)
+    bar_x = int(name_w) + 8
+    side = max(int(title_w), bar_x + BAR + 4 + int(value_w)) + PAD  # the widest value text still fits
+    column_h = PAD + sum(18 + ROW * len(row) for row in rows) + 8 * (len(rows) - 1) + PAD
+    canvas = Image.new("RGB", (tiles.width + PAD + side, max(tiles.height, column_h)), "white")
+    canvas.paste(tiles, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    x0, y = tiles.width + PAD, PAD
+    for (title, _, colour), row in zip(columns, rows):
         draw.text((x0, y), title, fill=(0, 0, 0), font=bold)
         y += 18
-        values, idx = probs.topk(min(top, probs.numel()))
-        for v, c in zip(values.tolist(), idx.tolist()):
-            bar = int((SIDE - 120) * v)
-            draw.rectangle((x0 + 100, y + 2, x0 + 100 + max(bar, 1), y + 12), fill=colour)
-            label = _name(result, c)
-            draw.text((x0, y), label[:15], fill=(0, 0, 0), font=font)
-            draw.text((x0 + 104 + bar, y), f"{v:.2f}", fill=(60, 60, 60), font=font)
-            y += 16
+        for name, v in row:
+            bar = int(BAR * v)
+            draw.rectangle((x0 + bar_x, y + 2, x0 + bar_x + max(bar, 1), y + 12), fill=colour)
+            draw.text((x0, y), name, fill=(0, 0, 0), font=f)
+            draw.text((x0 + bar_x + max(bar, 1) + 4, y), f"{v:.2f}", fill=(60, 60, 60), font=f)
+            y += ROW
         y += 8
+    canvas.info[LEGEND_KEY] = tiles.info[LEGEND_KEY]
     return canvas
 
 
-def _probs(result: AttackResult, which: str, i: int) -> torch.Tensor:
-    probs = result.clean_probs if which == "clean" else result.adv_probs
-    return probs[i]
+def _top(result: AttackResult, probs: torch.Tensor, top: int) -> list[tuple[str, float]]:
+    """The `top` most probable classes as (short name, probability), most probable first."""
+    values, idx = probs.topk(min(top, probs.numel()))
+    return [(_name(result, c)[:15], v) for v, c in zip(values.tolist(), idx.tolist())]
+
+
+def overview(result: AttackResult, limit: int = 8) -> Image.Image:
+    """The panels of the first `limit` images, one under another (Jupyter's view of a result).
+
+    Its legend lists every panel's three tiles in reading order (3 columns, a row per image).
+    """
+    panels = [panel(result, i) for i in range(min(limit, len(result)))]
+    canvas = Image.new("RGB", (max(p.width for p in panels), sum(p.height for p in panels)), "white")
+    y = 0
+    for p in panels:
+        canvas.paste(p, (0, y))
+        y += p.height
+    labels = [label for p in panels for label in json.loads(p.info[LEGEND_KEY])["tiles"]]
+    canvas.info[LEGEND_KEY] = legend_text(labels, 3)
+    return canvas
+
+
+def html(result: AttackResult, limit: int = 8) -> str:
+    """The success line and the first `limit` panels as HTML with the PNG inline."""
+    import html as escape
+
+    shown = min(limit, len(result))
+    more = f" (first {shown} of {len(result)} shown)" if shown < len(result) else ""
+    return (f"<div><p>{escape.escape(result.success_line())}{more}</p>"
+            f"{html_image(png_bytes(overview(result, limit)), 'attack panels')}</div>")
 
 
 def save_panel(result: AttackResult, i: int, path: str | Path, *, top: int = 5) -> None:
     """Write image `i`'s panel as PNG (atomically)."""
-    img = panel(result, i, top=top)
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+    write_image(panel(result, i, top=top), path)
 
 
-__all__ = ["panel", "save_panel", "amplified"]
+__all__ = ["panel", "save_panel", "amplified", "overview", "html"]

@@ -241,10 +241,10 @@ def test_real_cifar_resnet20_checkpoint_loads_through_weights():
 
 def test_a_builtin_without_shipped_weights_warns_unless_given_weights(tmp_path):
     with pytest.warns(UserWarning, match="randomly initialised"):
-        model = load_model("builtin:cifar_resnet20")
-    path = tmp_path / "r20.safetensors"
+        model = load_model("builtin:cifar_resnet32")
+    path = tmp_path / "r32.safetensors"
     save_file(model.net.state_dict(), str(path))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        load_model("builtin:cifar_resnet20", weights=path)
+        load_model("builtin:cifar_resnet32", weights=path)
         load_model("builtin:digits-cnn")

@@ -1,30 +1,18 @@
-"""One PNG per image: the original, each method's map as an overlay, and the unit's AM image."""
+"""One PNG per image: the original, each method's map as an overlay, and the unit's AM image.
+
+The tiles and their captions are drawn by the shared `report.images.labelled_grid` (one row), so
+each panel carries the same `unifiedviz:legend` as every grid: the tiles' labels in order.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from ..report import atomic_path, to_uint8
+from ..report.images import labelled_grid, write_image
 
 TILE = 128
-CAPTION = 30
-PAD = 6
-
-
-def _font():
-    try:
-        return ImageFont.load_default(size=11)
-    except TypeError:
-        return ImageFont.load_default()
-
-
-def _tile(image: torch.Tensor) -> Image.Image:
-    arr = to_uint8(image)
-    img = Image.fromarray(arr, mode="RGB" if arr.ndim == 3 else "L").convert("RGB")
-    w, h = img.size
-    return img.resize((TILE, max(1, round(TILE * h / w))), Image.NEAREST)
 
 
 def overlay(image: torch.Tensor, amap: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
@@ -36,24 +24,23 @@ def overlay(image: torch.Tensor, amap: torch.Tensor, alpha: float = 0.5) -> torc
     return ((1 - alpha * m) * grey + alpha * heat).clamp(0, 1)
 
 
+def panel(image: torch.Tensor, maps: dict[str, torch.Tensor], captions: dict[str, str], am: torch.Tensor | None,
+          title: str) -> Image.Image:
+    """The panel as a PIL image (Jupyter shows it): `title` above; original, overlays, AM image, each captioned."""
+    tiles, labels = [image], ["original"]
+    for name, amap in maps.items():
+        tiles.append(overlay(image, amap))
+        labels.append(f"{name}\n{captions[name]}" if captions.get(name) else name)
+    if am is not None:
+        tiles.append(am)
+        labels.append("AM image of the unit")
+    return labelled_grid(tiles, labels, ncols=len(tiles), tile=TILE, title=title)
+
+
 def save_panel(path: str | Path, image: torch.Tensor, maps: dict[str, torch.Tensor], captions: dict[str, str],
                am: torch.Tensor | None, title: str) -> None:
-    tiles = [(_tile(image), [title, "original"])]
-    for name, amap in maps.items():
-        tiles.append((_tile(overlay(image, amap)), [name, captions.get(name, "")]))
-    if am is not None:
-        tiles.append((_tile(am), ["AM image of the unit", ""]))
-    th = max(t.size[1] for t, _ in tiles)
-    canvas = Image.new("RGB", (PAD + len(tiles) * (TILE + PAD), PAD + th + CAPTION), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = _font()
-    for j, (tile, lines) in enumerate(tiles):
-        x0 = PAD + j * (TILE + PAD)
-        canvas.paste(tile, (x0, PAD))
-        for r, line in enumerate(lines):
-            draw.text((x0, PAD + th + 2 + 13 * r), line[:24], fill=(0, 0, 0), font=font)
-    with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
+    """Write `panel(...)` to `path` as PNG (atomically), its legend included."""
+    write_image(panel(image, maps, captions, am, title), path)
 
 
-__all__ = ["overlay", "save_panel"]
+__all__ = ["overlay", "panel", "save_panel"]

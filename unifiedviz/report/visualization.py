@@ -4,11 +4,14 @@
 folder that `run_folder.claim(out, "visualize").writing()` yields, so the run folder is
 replaced whole); `Visualization.save(out)` does both steps.
 
-    grid.png                 all images tiled (sequences: one panel each)
-    grid_step00064.png       the images after step 64, for each snapshot step (images only)
+    grid.png                 all images tiled, each labelled with its unit (sequences: one panel each),
+                             the exact addresses in its `unifiedviz:legend` (report.images.read_legend)
+    grid_step00064.png       the images after step 64, for each snapshot step (images only), labelled alike
     unit_000.png ...         one PNG per image, in the order of `names`
     sequences.png            sequence models with known data: each sequence over its class's real ones
-    summary.json             metadata, per image: address, file, final objective, activation
+    best_so_far.png          a budgeted run (--budget): each image's best objective against queries spent
+    summary.json             metadata (a budgeted run: queries per image and in all, NaN candidates),
+                             per image: address, file, final objective, activation
                              (reference max and whether the image beats it), mean history
 """
 from __future__ import annotations
@@ -16,8 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .files import write_json
-from .images import image_grid, save_png, save_sequence_plot, upscale_factor
+from .files import atomic_path, write_json
+from .images import html_image, labelled_grid, png_bytes, save_labelled_grid, save_png, sequence_png
 
 if TYPE_CHECKING:
     from ..visualize import Visualization
@@ -31,19 +34,59 @@ def write_visualization(result: "Visualization", folder: Path) -> None:
         name = f"unit_{i:03d}.png"
         save_png(image, folder / name)
         files.append(name)
-    if result.images.dim() == 4:
-        save_png(image_grid(result.images, scale=upscale_factor(result.images.shape[-1])), folder / "grid.png")
-    else:
-        save_sequence_plot(result.images, folder / "grid.png", titles=list(result.names))
+    with atomic_path(folder / "grid.png") as tmp:
+        tmp.write_bytes(grid_png(result))
+    labels = tile_labels(result)
     for step, snap in sorted(result.snapshots.items()):
         if snap.dim() == 4:
-            save_png(image_grid(snap, scale=upscale_factor(snap.shape[-1])), folder / f"grid_step{step:05d}.png")
+            save_labelled_grid(snap, labels, folder / f"grid_step{step:05d}.png", title=f"after step {step}")
+    if result.queries is not None and result.metadata.get("budget") is not None:  # a budgeted (search) run
+        from .search import save_best_so_far
+
+        save_best_so_far(result, folder / "best_so_far.png")
     data = summary(result, files)
     if result.images.dim() == 3:  # sequences: probabilities, HF energy, sequences.png over real data
         from ..sequences.report import add_sequence_report
 
         add_sequence_report(result, folder, data)
     write_json(folder / "summary.json", data)
+
+
+def tile_labels(result: "Visualization") -> list[str]:
+    """Each image's label: its unit address, and for a class unit, the class's name when the model has names."""
+    from ..units import parse_units
+
+    names = result.metadata.get("class_names") or {}  # {"3": "cat"}: the rendered classes only
+    labels = []
+    for address in result.names:
+        unit = parse_units(address)[0] if "class=" in address else None
+        name = names.get(str(unit.index)) if unit is not None and unit.kind == "class" else None
+        labels.append(f"{address} ({name})" if name else address)
+    return labels
+
+
+def grid_png(result: "Visualization") -> bytes:
+    """The PNG file `grid.png`: images tiled with their labels, or sequences one titled panel each."""
+    if result.images.dim() == 4:
+        return png_bytes(labelled_grid(result.images, tile_labels(result)))
+    return sequence_png(result.images, tile_labels(result))
+
+
+def html(result: "Visualization") -> str:
+    """The grid and a table of each image's unit, activation (and reference maximum): Jupyter's view."""
+    import html as escape
+
+    head = "<tr><th>unit</th><th>activation</th>" + ("<th>reference max</th>" if result.reference_max is not None
+                                                     else "") + "</tr>"
+    rows = []
+    for i, label in enumerate(tile_labels(result)):
+        cells = [escape.escape(label), f"{float(result.activations[i]):.4g}"]
+        if result.reference_max is not None:
+            cells.append(f"{float(result.reference_max[i]):.4g}")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    model = escape.escape(str(result.metadata.get("model", "")))
+    return (f"<div><p>{len(result.names)} images of {model}</p>{html_image(grid_png(result), 'grid')}"
+            f"<table>{head}{''.join(rows)}</table></div>")
 
 
 def summary(result: "Visualization", files: list[str] | None = None) -> dict:
@@ -63,4 +106,4 @@ def summary(result: "Visualization", files: list[str] | None = None) -> dict:
     return {"metadata": result.metadata, "units": units, "history_mean": result.history.mean(1).tolist()}
 
 
-__all__ = ["write_visualization", "summary"]
+__all__ = ["write_visualization", "summary", "tile_labels", "grid_png", "html"]

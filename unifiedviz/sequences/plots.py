@@ -7,13 +7,15 @@ from pathlib import Path
 import torch
 
 from ..report.files import atomic_path
+from ..report.images import LEGEND_KEY, legend_text
 
 
 def plot_over_real(dreamed: torch.Tensor, classes: Sequence[int | None], real: torch.Tensor, labels: torch.Tensor,
                    path: str | Path, *, titles: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
                    columns: int = 2) -> Path:
     """A grid with one panel per dreamed sequence `[N, C, L]`: its class's real mean (dashed) and
-    10-90 % band (shaded) under it, in the same units as the inputs (channel 0; others dotted)."""
+    10-90 % band (shaded) under it, in the same units as the inputs (channel 0; others dotted).
+    `titles` name the panels, drawn and in the PNG's legend (`report.images.read_legend`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,8 +47,9 @@ def plot_over_real(dreamed: torch.Tensor, classes: Sequence[int | None], real: t
         if i == 0:
             ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
+    names = list(titles) if titles else [f"sequence {i}" for i in range(n)]
     with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=100, metadata={LEGEND_KEY: legend_text(names, cols)})
     plt.close(fig)
     return Path(path)
 

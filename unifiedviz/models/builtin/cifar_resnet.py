@@ -5,9 +5,11 @@ n = 3, 5, 7, 9, 18 for ResNet-20, 32, 44, 56, 110. Parameter and buffer names ma
 used akamaster/pytorch_resnet_cifar10 checkpoints (`conv1`, `bn1`,
 `layer{1,2,3}.{0..n-1}.{conv1,bn1,conv2,bn2}`, `linear`), so such a checkpoint loads strictly
 once its DataParallel `module.` prefix is stripped (`load_model(..., weights=PATH)` does that).
-No weights ship with the package. ReLUs, the shortcut and the pooling are parameter-free
-modules so each is hookable without changing the key names; every block is hookable as
-`layerS.B`.
+ResNet-20 ships with that project's trained CIFAR-10 weights (BSD-2-Clause,
+`weights/LICENSE.resnet20`; converted by scripts/convert_resnet20.py; 91.78 % test accuracy as
+reported by its authors), so `builtin:cifar_resnet20` is a real classifier offline; the deeper
+ones are architectures only. ReLUs, the shortcut and the pooling are parameter-free modules so
+each is hookable without changing the key names; every block is hookable as `layerS.B`.
 """
 from __future__ import annotations
 
@@ -18,11 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import InputSpec, VizModel
+from ._weights import load_builtin_weights
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_SPEC = InputSpec(size=(32, 32), channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 #: depth -> BasicBlocks per stage (depth = 6 * blocks + 2).
 DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
+#: depths whose trained weights ship with the package.
+SHIPPED = {20}
 
 
 class ShortcutA(nn.Module):
@@ -94,9 +99,14 @@ def cifar_resnet_net(depth: int) -> CifarResNet:
 
 
 def cifar_resnet(depth: int, *, load_weights: bool = True) -> VizModel:
-    """Randomly initialised ResNet-`depth` in eval mode; `load_weights` is accepted but nothing
-    ships for it: load a checkpoint (e.g. `load_model("builtin:cifar_resnet56", weights=PATH)`)."""
+    """ResNet-`depth` in eval mode, with CIFAR-10's class names and normalisation.
+
+    `load_weights`: ResNet-20 loads its shipped trained weights; the other depths ship none and
+    stay randomly initialised (load a checkpoint: `load_model("builtin:cifar_resnet56", weights=PATH)`).
+    """
     net = cifar_resnet_net(depth)
+    if load_weights and depth in SHIPPED:
+        load_builtin_weights(net, f"cifar_resnet{depth}")
     return VizModel(net, CIFAR10_SPEC, source=f"builtin:cifar_resnet{depth}", class_names=CIFAR10_CLASSES).eval()
 
 
@@ -105,8 +115,9 @@ def _member(depth: int) -> Callable[..., VizModel]:
         return cifar_resnet(depth, load_weights=load_weights)
 
     build.__name__ = build.__qualname__ = f"cifar_resnet{depth}"
-    build.__doc__ = (f"Randomly initialised CIFAR ResNet-{depth} ({DEPTHS[depth]} blocks per stage) in eval mode; "
-                     "no weights ship: load a checkpoint.")
+    build.__doc__ = (f"CIFAR-10 ResNet-{depth} ({DEPTHS[depth]} blocks per stage) in eval mode; "
+                     + ("`load_weights`: the shipped trained weights (91.78 % reported test accuracy)."
+                        if depth in SHIPPED else "randomly initialised (no weights ship): load a checkpoint."))
     return build
 
 
