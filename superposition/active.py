@@ -103,8 +103,8 @@ def run_active(
             pool = n_train - len(labeled)
             with stages.stage(f"{name}: {a.strategy} picks {a.query_size} of {pool} unlabelled images",
                               kind="querying", work=pool):
-                picked = query(model, data, labeled, a, seed=stage_seed(cfg.seed, "query", r), device=device,
-                               progress=progress)
+                picked = _from_rank_zero(query(model, data, labeled, a, seed=stage_seed(cfg.seed, "query", r),
+                                               device=device, progress=progress))
             labeled, added = np.union1d(labeled, picked), len(picked)
         if model is None or not a.warm_start:
             model = new_model(cfg, data, r)
@@ -119,6 +119,17 @@ def run_active(
             _commit(folder, r, labeled, model, record)
         records.append(record)
     return model, records
+
+
+def _from_rank_zero(picked: np.ndarray) -> np.ndarray:
+    """Under DDP every rank queries with its own copy of the model, and the copies' BatchNorm
+    statistics differ (each rank updated them on its own last batch): all ranks take rank 0's
+    picks, so they train on the labelled set that rank 0 records."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return picked
+    box = [picked]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _commit(folder: Path, r: int, labeled: np.ndarray, model: nn.Module, record: dict) -> None:

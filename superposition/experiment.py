@@ -9,7 +9,7 @@ Run folder:
     report.md            baseline vs active learning side by side
 
 Under DDP every process runs this same code (training is the collective part); only rank 0
-writes files and measures, and every other rank recomputes the same queries in memory.
+writes files and measures, and every rank takes rank 0's active-learning queries (`active.py`).
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def run_experiment(
 
         model, rounds = run_active(cfg, data, out / "active", device=device,
                                    measure_round=measure_round if cfg.metrics.per_round and rank0 else None,
-                                   write=rank0, progress=progress, stages=stages)
+                                   write=rank0, progress=progress and rank0, stages=stages)
         models["active"] = (model, rounds[-1]["labeled"])
     if not rank0:
         return {}

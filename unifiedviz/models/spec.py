@@ -67,6 +67,7 @@ class VizModel(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(shape), persistent=False)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.mean)  # inputs follow the model's device and dtype (`model.to(...)` moved these buffers)
         lo, hi = self.spec.value_range
         if (lo, hi) != (0.0, 1.0):
             x = x * (hi - lo) + lo
