@@ -67,26 +67,37 @@ def quality() -> None:
     print("  ST " + "  ".join(f"{v:.3f}+-{c:.3f}" for v, c in zip(r.ST, r.ST_conf)))
     methods = ["gradcam", "gradcam++", "scorecam", "saliency", "grad_x_input", "smoothgrad", "integrated",
                "occlusion", "sobol"]
+    vit_only = {"gradrollout": ("gradrollout", {}), "gradcam@norm1": ("gradcam", {"layer": "blocks.3.norm1"})}
     for name in ("builtin:digits-cnn", "builtin:digits-vit"):
         model = load_model(name)
         inp = load_inputs("digits", model.spec, limit=32)
         x, y = inp.images, inp.labels
-        print(f"{name}: 32 test digits, each explained for its own label (class probability curves, 16 steps)")
-        for method in [*methods, "random"]:
-            dele, ins = [], []
+        print(f"{name}: 32 test digits, each explained for its own label (class probability curves, 16 steps); "
+              f"ink (> 0.3) covers {float((x > 0.3).float().mean()):.2f} of the pixels; grey = mean pixel "
+              f"{float(x.mean()):.2f}")
+        grey = float(x.mean())  # a second deletion baseline: the mean pixel, so deleting background changes it too
+        extra = list(vit_only) if name.endswith("vit") else []
+        for label in [*methods, *extra, "random"]:
+            method, base_opts = vit_only.get(label, (label, {}))
+            dele, ins, ink, dele_grey = [], [], [], []
             for c in range(10):
                 idx = (y == c).nonzero().flatten()
                 if not len(idx):
                     continue
-                opts = {"patch": 4, "samples": 32} if method == "sobol" else {}
+                opts = {"patch": 4, "samples": 32} if method == "sobol" else base_opts
                 mp = random_maps(x[idx], spatial=(32, 32), seed=c) if method == "random" else \
                     explain(model, x[idx], f"class={c}", method, **opts)
                 res = deletion_insertion(model, x[idx], mp, f"class={c}", steps=16)
                 dele += res["deletion"].tolist()
                 ins += res["insertion"].tolist()
-            line = f"  {method:<13} deletion {np.mean(dele):.3f}  insertion {np.mean(ins):.3f}"
+                dele_grey += deletion_insertion(model, x[idx], mp, f"class={c}", steps=16, baseline=grey)["deletion"].tolist()
+                # where the map's top fifth lies: the share of it on ink (black deletion of background does nothing)
+                top = mp >= mp.flatten(1).quantile(0.8, dim=1).view(-1, 1, 1)
+                ink += ((x[idx, 0] > 0.3) & top).flatten(1).sum(1).div(top.flatten(1).sum(1)).tolist()
+            line = (f"  {label:<13} deletion {np.mean(dele):.3f}  insertion {np.mean(ins):.3f}  "
+                    f"deletion to grey {np.mean(dele_grey):.3f}  ink in top 20% {np.mean(ink):.2f}")
             if method != "random":
-                opts = {"patch": 8, "samples": 16} if method == "sobol" else {}
+                opts = {"patch": 8, "samples": 16} if method == "sobol" else base_opts
                 chk = randomisation_check(model, x[:8], "class=3", method, **opts)
                 line += f"  randomisation Spearman {chk.mean:+.3f} ({'pass' if chk.passed else 'FAIL'})"
             print(line)

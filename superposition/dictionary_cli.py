@@ -6,7 +6,9 @@ Writes into DIR (the output policy's incremental folder, so `--resume` continues
 `plots/density.png` and `checkpoints/last.ckpt`. With `--stability` a second dictionary (seed + 1,
 its own shuffle, checkpoints in `checkpoints/stability/`) is trained the same way and `metrics.json`
 gets `stability`: the Hungarian one-to-one matched cosine between the two dictionaries' decoder
-atoms and encoder rows (mean, median, fraction above 0.9).
+atoms and encoder rows (mean, median, fraction above 0.9). With `--encoder MODEL` `metrics.json`
+gets `monosemanticity`: the MonoSemanticity score (Pach et al. 2025) of neurons and latents, the
+similarity of the images that activate a unit as seen by that independent encoder.
 """
 from __future__ import annotations
 
@@ -41,11 +43,18 @@ class DictionaryOptions(ModelOptions, ResumeOptions):
     seed: int = option(0, "seed of the dictionary and the shuffle")
     stability: bool = option(False, "also train a second dictionary (seed + 1) and report the Hungarian-matched "
                                     "cosine of the two dictionaries' atoms in metrics.json")
+    encoder: str | None = option(None, "an independent image encoder (a model source, e.g. builtin:digits-vit): "
+                                       "adds the monosemanticity score of neurons and latents to metrics.json",
+                                 metavar="MODEL")
+    encoder_layer: str | None = option(None, "the encoder's layer whose per-image features are the embeddings "
+                                             "(default: the layer feeding its classifier)", metavar="LAYER")
 
     def check(self) -> None:
         super().check()
         if not self.layer:
             raise UnifiedVizError("give LAYER (e.g. conv2; 'unifiedviz layers MODEL' lists them)")
+        if self.encoder_layer and not self.encoder:
+            raise UnifiedVizError("--encoder-layer needs --encoder MODEL (the independent encoder)")
 
 
 @register("train")
@@ -70,6 +79,7 @@ class DictionaryTrain(Command):
             evaluate,
             latents_vs_neurons,
             matched_cosine,
+            monosemanticity,
             per_image,
         )
 
@@ -87,6 +97,7 @@ class DictionaryTrain(Command):
             for i in range(0, len(inputs.images), opts.image_batch):
                 yield inputs.images[i:i + opts.image_batch]
 
+        embeddings = self._embeddings(opts, len(inputs.images)) if opts.encoder else None  # refused before training
         width = info.layout.feature_width(info.shape)
         folder.begin(fresh=not resume)
         sae, module, buffer = self._train(opts, adapter, images, width, opts.seed, out / "checkpoints", resume,
@@ -112,6 +123,9 @@ class DictionaryTrain(Command):
                                     "encoder": matched_cosine(sae.W_enc.detach(), other.W_enc.detach())}
         if inputs.labels is not None:
             metrics["selectivity"] = latents_vs_neurons(torch.cat(neurons), torch.cat(latents), inputs.labels)
+        if embeddings is not None:
+            metrics["monosemanticity"] = {"encoder": opts.encoder, "encoder_layer": embeddings[1],
+                                          **monosemanticity(torch.cat(neurons), torch.cat(latents), embeddings[0])}
         save_dictionary(sae, out / "dictionary.safetensors", layer=opts.layer, model=opts.model or "")
         write_json(out / "metrics.json", metrics)
         _density_plot(metrics["reconstruction"]["density_histogram"], out / "plots" / "density.png")
@@ -119,10 +133,33 @@ class DictionaryTrain(Command):
         r = metrics["reconstruction"]
         print(f"wrote {out}: explained variance {r['explained_variance']:.3f}, L0 {r['l0']:.2f}, "
               f"dead {r['dead']}/{r['latents']}")
+        if "monosemanticity" in metrics:
+            ms = metrics["monosemanticity"]
+            print(f"monosemanticity by {opts.encoder} ({ms['encoder_layer']}): neurons {ms['neurons']['mean']:.3f}, "
+                  f"latents {ms['latents']['mean']:.3f} (every image alike: {ms['all_images_alike']:.3f})")
         if "stability" in metrics:
             print(f"stability across seeds {metrics['stability']['seeds']}: matched decoder cosine "
                   f"{metrics['stability']['decoder']['mean']:.3f}")
         return 0
+
+    @staticmethod
+    def _embeddings(opts: DictionaryOptions, count: int):
+        """(`[N, D]` embeddings of the run's images by the independent encoder, its layer)."""
+        from unifiedviz.adapters import as_adapter
+        from unifiedviz.inputs import load_inputs
+        from unifiedviz.models import load_model
+
+        from .dictionaries.metrics import default_embedding_layer, image_embeddings
+
+        encoder = as_adapter(load_model(opts.encoder))
+        layer = encoder.layer(opts.encoder_layer).name if opts.encoder_layer else default_embedding_layer(encoder)
+        images = load_inputs(opts.data, encoder.model.spec, limit=opts.limit).images
+        if len(images) != count:
+            raise UnifiedVizError(f"--encoder {opts.encoder} reads {len(images)} images from --data {opts.data}, "
+                                  f"the model {count}: give an encoder that takes the same images")
+        emb = image_embeddings(encoder, layer, (images[i:i + opts.image_batch]
+                                                for i in range(0, len(images), opts.image_batch)))
+        return emb, layer
 
     @staticmethod
     def _train(opts: DictionaryOptions, adapter, images, width: int, seed: int, checkpoints: Path, resume: bool,

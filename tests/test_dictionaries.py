@@ -4,9 +4,23 @@ from __future__ import annotations
 import pytest
 import torch
 
-from superposition.dictionaries import ActivationBuffer, SparseAutoencoder, load_dictionary, rows_of, save_dictionary
-from superposition.dictionaries.metrics import (best_match, collinearity, evaluate, latents_vs_neurons,
-                                                matched_cosine)
+from superposition.dictionaries import (
+    ActivationBuffer,
+    SparseAutoencoder,
+    load_dictionary,
+    rows_of,
+    save_dictionary,
+)
+from superposition.dictionaries.metrics import (
+    best_match,
+    collinearity,
+    default_embedding_layer,
+    evaluate,
+    latents_vs_neurons,
+    matched_cosine,
+    monosemanticity,
+    monosemanticity_scores,
+)
 from superposition.dictionaries.toy import ToyFeatures
 from superposition.dictionaries.train import train_dictionary
 from unifiedviz.adapters import Adapter
@@ -116,3 +130,40 @@ def test_save_load_and_resume(tmp_path, one_thread):
     torch.testing.assert_close(back.encode(x), sae.encode(x))
     with pytest.raises(UnifiedVizError, match="not found"):
         load_dictionary(tmp_path / "missing.safetensors")
+
+
+def test_monosemanticity_score_by_hand():
+    # 4 images: embeddings at 0, 90, 45 and 180 degrees; cosines 12: 0, 13: .707, 14: -1, 23: .707, 24: 0, 34: -.707
+    emb = torch.tensor([[1.0, 0], [0, 1], [1, 1], [-1, 0]])
+    acts = torch.tensor([[1.0, 7.0, 0.0], [3.0, 7.0, 0.0], [2.0, 7.0, 0.0], [5.0, 7.0, 1.0]])
+    ms = monosemanticity_scores(acts, emb)
+    # unit 0 scaled to [0, .5, .25, 1]: pairs (2,3) .125 * .707, (2,4) .5 * 0, (3,4) .25 * -.707
+    expected = (0.125 * 2 ** -0.5 - 0.25 * 2 ** -0.5) / (0.125 + 0.5 + 0.25)
+    assert float(ms[0]) == pytest.approx(expected, abs=1e-9)  # -0.10102
+    assert torch.isnan(ms[1]) and torch.isnan(ms[2])  # constant; fires on one image only: no weighted pair
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]  # the paper's double loop, for unit 0
+    a = (acts[:, 0] - 1) / 4
+    cos = torch.nn.functional.cosine_similarity
+    loop = sum(a[i] * a[j] * cos(emb[i], emb[j], dim=0) for i, j in pairs) / sum(a[i] * a[j] for i, j in pairs)
+    assert float(ms[0]) == pytest.approx(float(loop), abs=1e-6)
+
+
+def test_monosemanticity_a_one_class_unit_beats_a_random_one():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat(50)
+    emb = 5 * torch.nn.functional.one_hot(labels, 16).float() + 0.3 * torch.randn(200, 16, generator=gen)
+    one_class = (labels == 0) * (0.5 + 0.5 * torch.rand(200, generator=gen))
+    random_images = (torch.rand(200, generator=gen) < 0.25) * (0.5 + 0.5 * torch.rand(200, generator=gen))
+    out = monosemanticity(random_images[:, None], one_class[:, None], emb)
+    assert out["latents"]["mean"] > 0.9 and out["neurons"]["mean"] < 0.5, out
+    assert out["latents"]["dead"] == 0 and out["latents"]["units"] == 1
+    # random images score about what weighting every image alike scores (the mean pairwise cosine, ~1/4 here)
+    assert 0.15 < out["all_images_alike"] < 0.35 and abs(out["neurons"]["mean"] - out["all_images_alike"]) < 0.1
+
+
+def test_default_embedding_layer_feeds_the_head():
+    from unifiedviz.adapters import as_adapter
+    from unifiedviz.models import load_model
+
+    assert default_embedding_layer(as_adapter(load_model("builtin:digits-vit"))) == "head_drop"
+    assert default_embedding_layer(as_adapter(load_model("builtin:digits-cnn"))) == "dropout"

@@ -40,6 +40,19 @@ def test_train_writes_dictionary_metrics_plots_and_resumes(tmp_path, one_thread)
         use_dictionary(None)
 
 
+def test_train_with_an_encoder_reports_monosemanticity(tmp_path, capsys, one_thread):
+    out = tmp_path / "run"
+    assert main([*ARGS, "--steps", "5", "--encoder", "builtin:digits-vit", "--out", str(out)]) == 0
+    ms = json.loads((out / "metrics.json").read_text())["monosemanticity"]
+    assert ms["encoder"] == "builtin:digits-vit" and ms["encoder_layer"] == "head_drop"
+    assert ms["neurons"]["units"] == 32 and ms["latents"]["units"] == 128
+    assert -1 <= ms["neurons"]["mean"] <= 1 and -1 <= ms["latents"]["mean"] <= 1
+    assert main([*ARGS, "--encoder-layer", "head", "--out", str(tmp_path / "b")]) == 2
+    assert "needs --encoder" in capsys.readouterr().err
+    assert main([*ARGS, "--encoder", "builtin:digits-vit", "--encoder-layer", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c" / "metrics.json").exists()
+
+
 def test_train_refuses_a_foreign_folder(tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("x")
     assert main([*ARGS, "--out", str(tmp_path)]) == 2

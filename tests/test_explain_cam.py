@@ -11,7 +11,8 @@ from unifiedviz.adapters import as_adapter
 from unifiedviz.cli import main
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.explain import explain
-from unifiedviz.explain.cam import default_cam_layer, to_grid
+from unifiedviz.explain.base import unit_scorer
+from unifiedviz.explain.cam import _finish, attention_layers, default_cam_layer, to_grid
 from unifiedviz.inputs import load_inputs
 from unifiedviz.models import load_model
 
@@ -63,6 +64,32 @@ def test_vit_token_layer_drops_the_cls_token():
     for method in ("gradcam", "gradcam++", "scorecam"):
         m = explain(vit, x, "class=3", method)
         assert m.shape == (2, 32, 32) and torch.isfinite(m).all() and m.max() > 0.99
+
+
+def test_vit_gradcam_is_the_gradient_weighted_attention_rollout():
+    vit = load_model("builtin:digits-vit")
+    adapter = as_adapter(vit)
+    x = load_inputs("digits", vit.spec, limit=3).images
+    units = ["class=3", "class=1", "class=4"]
+    blocks = [f"blocks.{k}.attn.attn_drop" for k in range(4)]
+    assert attention_layers(adapter) == blocks
+    assert attention_layers(adapter, "blocks.1:channel=0") == blocks[:2]
+    # Chefer et al. eqs. 5-6 step by step on the captured attention and its gradients
+    with unit_scorer(adapter, units, extra=tuple(blocks), live=True) as score, torch.enable_grad():
+        values, acts = score(x.requires_grad_(True))
+        grads = torch.autograd.grad(values.sum(), [acts[b] for b in blocks])
+    r = torch.eye(65).repeat(3, 1, 1)
+    for b, g in zip(blocks, grads):
+        r = r + torch.einsum("bqk,bkt->bqt", (g * acts[b]).clamp(min=0).mean(1), r)
+    cls_row = r[:, 0, 1:].reshape(3, 8, 8)  # CLS query, patch keys, row-major grid
+    ours = explain(vit, x.detach(), units, "gradrollout")
+    assert torch.equal(explain(vit, x.detach(), units, "gradcam"), ours)  # the ViT default of Grad-CAM
+    assert torch.allclose(ours, _finish(cls_row, adapter), atol=1e-5)  # Grad-CAM's post-processing
+    assert not torch.equal(explain(vit, x.detach(), units, "gradcam", layer="blocks.3.norm1"), ours)
+    inner = explain(vit, x.detach(), "blocks.1:channel=3", "gradrollout")  # two blocks, mean of patch rows
+    assert inner.shape == (3, 32, 32) and torch.isfinite(inner).all() and not torch.allclose(inner, ours)
+    with pytest.raises(UnifiedVizError, match="attention layers"):
+        explain(load_model("builtin:digits-cnn"), x.detach(), "class=3", "gradrollout")
 
 
 def test_cam_refuses_a_vector_layer(cnn):

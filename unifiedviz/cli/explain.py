@@ -16,7 +16,9 @@ class ExplainOptions(ModelOptions):
                                "grad_x_input, smoothgrad, integrated, occlusion, sobol)", metavar="NAME")
     unit: str | None = option(None, "unit address to explain (any layer:kind=index, or class=k); "
                                     "default: each image's predicted class", metavar="ADDR")
-    layer: str | None = option(None, "CAM layer (default: the last conv or token layer)", metavar="NAME")
+    layer: str | None = option(None, "CAM layer (default: the last conv layer; on a ViT gradcam is then the "
+                                     "gradient-weighted attention rollout, a token layer gives classic Grad-CAM)",
+                               metavar="NAME")
     limit: int = option(8, "explain the first N images", minimum=1)
     steps: int = option(32, "deletion/insertion steps", minimum=1)
     sobol_samples: int = option(32, "Sobol N (power of two): N x (patches + 2) model evaluations per image",
