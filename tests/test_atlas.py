@@ -213,3 +213,11 @@ def test_unlabelled_data_takes_the_models_predicted_classes(tmp_path, capsys):
     with torch.no_grad():
         assert torch.equal(predicted_labels(model, loaded.images), model(loaded.images).argmax(1))
     assert "classes: the model's predictions" in (out / "index.html").read_text()
+
+
+def test_two_processes_write_the_same_atlas(atlas, dictionary, tmp_path):
+    """Each process renders every other batch of units; rank 0 alone writes: the same files as one process."""
+    out = tmp_path / "site"
+    argv = ["atlas", "builtin:digits-cnn", LAYER, "--dictionary", str(dictionary), "--out", str(out), *FAST]
+    assert main([*argv, "--processes", "2"]) == 0
+    assert _files(out) == _files(atlas)

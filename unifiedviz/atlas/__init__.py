@@ -7,13 +7,13 @@
     figures.py  the PNG files (AM images, exemplars with heatmaps, histograms)
     pages.py    the HTML (index with sorting and filtering, a page per unit)
     cache.py    finished units and their settings (resume)
-    site.py     `write_atlas`: all of it into an incremental run folder
+    site.py     `prepare_atlas` (once), then `write_atlas` (every process): all of it into an incremental run folder
 
 See docs/atlas.md.
 """
 from .data import AtlasUnit, Dictionary, atlas_units, predicted_labels, unit_values
 from .render import RenderSettings, render_units
-from .site import SiteSettings, write_atlas
+from .site import SiteSettings, prepare_atlas, write_atlas
 
 __all__ = ["AtlasUnit", "Dictionary", "atlas_units", "predicted_labels", "unit_values", "RenderSettings", "render_units", "SiteSettings",
-           "write_atlas"]
+           "prepare_atlas", "write_atlas"]

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..adapters import Adapter
+from ..distributed import Ranks, render_batches
 from ..inputs import Inputs
 from ..report.files import write_json, write_text
 from ..report.run_folder import Claim
@@ -43,47 +44,66 @@ class SiteSettings:
     respond_fraction: float = 0.5
 
 
-def write_atlas(folder: Claim, adapter: Adapter, units: list[AtlasUnit], inputs: Inputs, settings: SiteSettings,
-                *, source: dict, dictionary: Dictionary | None = None, resume: bool = False,
-                progress: bool = True) -> dict:
-    """Fill `folder` with the atlas of `units` over `inputs`; return atlas.json's content.
+def _cache(folder: Claim, units: list[AtlasUnit], settings: SiteSettings, source: dict) -> UnitCache:
+    return UnitCache(folder.out, {**source, **asdict(settings), "units": [u.address for u in units]})
 
-    `source` describes the run for the pages and the cache (model, layer, data, ...): resuming
-    with a different `source` or `settings` is refused.
-    """
-    from tqdm.auto import tqdm
 
-    cache = UnitCache(folder.out, {**source, **asdict(settings), "units": [u.address for u in units]})
+def prepare_atlas(folder: Claim, units: list[AtlasUnit], settings: SiteSettings, *, source: dict,
+                  resume: bool = False) -> None:
+    """Before any rendering, once (in the parent when several processes render): refuse a resume
+    with other settings, mark the folder incomplete and record the settings. `source` describes the
+    run (model, layer, data, ...)."""
+    cache = _cache(folder, units, settings, source)
     cache.check(resume=resume)
     folder.begin(fresh=not resume)
     cache.open()
-    images, labels = inputs.images, inputs.labels
-    values = unit_values(adapter, units, images, dictionary)
-    rows = unit_rows(values, labels, respond_fraction=settings.respond_fraction)
+
+
+def write_atlas(folder: Claim, adapter: Adapter, units: list[AtlasUnit], inputs: Inputs, settings: SiteSettings,
+                *, source: dict, dictionary: Dictionary | None = None, ranks: Ranks | None = None,
+                progress: bool = True) -> dict | None:
+    """Fill `folder` (after `prepare_atlas`) with the atlas of `units` over `inputs`; return atlas.json's
+    content. With several processes (`ranks`), each renders its share of the pending batches, a round
+    of one batch per process at a time; rank 0 alone writes (and returns), the others return None.
+    """
+    from tqdm.auto import tqdm
+
+    ranks = ranks or Ranks()
+    cache = _cache(folder, units, settings, source)
     names = slugs([u.address for u in units])
-    meta = (f"{html.escape(str(source['model']))} \u00b7 layer <code>{html.escape(source['layer'])}</code> "
-            f"\u00b7 {len(images)} images from {html.escape(source['data'])}"
-            + (" \u00b7 classes: the model's predictions" if source.get("classes") == "predicted" else ""))
-    pending = {i for i, s in enumerate(names) if not cache.done(s)}
-    bar = tqdm(total=len(units), initial=len(units) - len(pending), desc="atlas", unit="unit", leave=False,
-               disable=not progress)
     size = settings.render.batch_size
-    for start in range(0, len(units), size):  # fixed batches of the whole list, whatever is cached
-        todo = [i for i in range(start, min(start + size, len(units))) if i in pending]
-        if not todo:
+    # Fixed batches of the whole unit list, whatever is cached, so a resumed run renders the same batches.
+    batches = [todo for start in range(0, len(units), size)
+               if (todo := [i for i in range(start, min(start + size, len(units))) if not cache.done(names[i])])]
+    if ranks.main:
+        images, labels = inputs.images, inputs.labels
+        values = unit_values(adapter, units, images, dictionary)
+        rows = unit_rows(values, labels, respond_fraction=settings.respond_fraction)
+        meta = (f"{html.escape(str(source['model']))} \u00b7 layer <code>{html.escape(source['layer'])}</code> "
+                f"\u00b7 {len(images)} images from {html.escape(source['data'])}"
+                + (" \u00b7 classes: the model's predictions" if source.get("classes") == "predicted" else ""))
+    bar = tqdm(total=len(units), initial=len(units) - sum(map(len, batches)), desc="atlas", unit="unit", leave=False,
+               disable=not (progress and ranks.main))
+    for first in range(0, len(batches), ranks.world):
+        round_ = batches[first : first + ranks.world]
+        rendered = render_batches(round_, 1, lambda b: render_units(adapter, [units[i].address for i in b.items[0]],
+                                                                    settings.render), ranks=ranks)
+        if rendered is None:  # another rank's process: rank 0 writes
             continue
-        rendered = render_units(adapter, [units[i].address for i in todo], settings.render)
-        for i in todo:
-            record = _write_unit(folder, adapter, units[i], names[i], rendered[units[i].address], values[:, i],
-                                 rows[i], inputs, settings, dictionary)
-            nav = {"prev_href": f"{names[i - 1]}.html" if i else None,
-                   "next_href": f"{names[i + 1]}.html" if i + 1 < len(units) else None}
-            write_text(folder.out / "units" / f"{names[i]}.html",
-                       unit_page(record, index_href=f"../{index_name(i // settings.per_page)}",
-                                 meta=meta, **nav))
-            cache.store(names[i], record)
-            bar.update(1)
+        for todo, images_of in zip(round_, rendered):
+            for i in todo:
+                record = _write_unit(folder, adapter, units[i], names[i], images_of[units[i].address], values[:, i],
+                                     rows[i], inputs, settings, dictionary)
+                nav = {"prev_href": f"{names[i - 1]}.html" if i else None,
+                       "next_href": f"{names[i + 1]}.html" if i + 1 < len(units) else None}
+                write_text(folder.out / "units" / f"{names[i]}.html",
+                           unit_page(record, index_href=f"../{index_name(i // settings.per_page)}",
+                                     meta=meta, **nav))
+                cache.store(names[i], record)
+                bar.update(1)
     bar.close()
+    if not ranks.main:
+        return None
     records = [cache.load(s) for s in names]
     pages = max(1, -(-len(units) // settings.per_page))
     title = f"Unit atlas: {source['layer']}"

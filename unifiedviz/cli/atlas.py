@@ -8,13 +8,13 @@ from ..generators import GENERATORS
 from ..options import ResumeOptions, option
 from ..params import PARAMS
 from ..transforms import TRANSFORMS
-from .command import Command, ModelOptions, load_model_from, register
+from .command import Command, ModelOptions, ProcessOptions, load_model_from, register
 
 COMMAND = "atlas"
 
 
 @dataclass
-class AtlasOptions(ModelOptions, ResumeOptions):
+class AtlasOptions(ModelOptions, ResumeOptions, ProcessOptions):
     layer: str | None = option(None, "LAYER (every unit of it) or LAYER:selector, e.g. conv2 or conv2:channel=0:8",
                                positional=True)
     data: str | None = option(None, "images for exemplars and metrics: a folder, an image file, digits, or photos "
@@ -67,45 +67,78 @@ class Atlas(Command):
 
     def run(self, opts: AtlasOptions) -> int:
         from ..adapters import as_adapter
-        from ..atlas import Dictionary, RenderSettings, SiteSettings, atlas_units, predicted_labels, write_atlas
-        from ..inputs import Inputs, load_inputs
+        from ..atlas import Dictionary, atlas_units, prepare_atlas, write_atlas
+        from ..distributed import run_in_processes
         from ..report.run_folder import claim
 
         folder = claim(opts.out, COMMAND, incremental=True)  # before any work
         if folder.previous is not None and not (opts.resume or opts.force):
             raise UnifiedVizError(f"--out {opts.out!r} holds an earlier atlas: pass --resume to continue it or "
                                   "--force to start over")
+        opts.share_cores()
         model = load_model_from(opts)
         if not model.spec.size or len(model.spec.size) != 2:
             raise UnifiedVizError("atlas draws image pages: give an image model (sequence and tabular models "
                                   "are not supported)")
-        adapter = as_adapter(model)
         dictionary = Dictionary.load(opts.dictionary) if opts.dictionary else None
-        units = atlas_units(adapter, opts.layer, dictionary)
-        inputs = load_inputs(opts.data, model.spec, limit=opts.limit)
-        if opts.labels == "data" and inputs.labels is None:
-            raise UnifiedVizError(f"--data {opts.data!r} has no labels: pass --labels predicted (the model's "
-                                  "classes) or --labels none")
-        classes = "data" if opts.labels == "auto" and inputs.labels is not None else opts.labels
-        if classes == "auto" or classes == "predicted":
-            classes = "predicted"
-            inputs = Inputs(inputs.images, predicted_labels(model, inputs.images), inputs.names)
-        elif classes == "none":
-            inputs = Inputs(inputs.images, None, inputs.names)
-        render = RenderSettings(steps=opts.steps, copies=opts.copies, diversity=opts.diversity, lr=opts.lr,
-                                param=opts.param, transforms=opts.transforms, seed=opts.seed,
-                                batch_size=opts.batch_size, generator=opts.generator, dictionary=opts.dictionary)
-        settings = SiteSettings(render=render, top_k=opts.top_k, per_page=opts.per_page,
-                                respond_fraction=opts.respond_fraction)
+        units = atlas_units(as_adapter(model), opts.layer, dictionary)
+        inputs, classes = _inputs(opts, model)
+        settings = _settings(opts)
         # File digests, so --resume notices weights or a dictionary retrained in place.
         source = {"model": opts.model, "weights": opts.weights, "layer": opts.layer, "data": opts.data,
-                  "limit": opts.limit, "classes": classes, "sha256": {p: _sha256(p) for p in (opts.weights, opts.dictionary) if p}}
-        summary = write_atlas(folder, adapter, units, inputs, settings, source=source, dictionary=dictionary,
-                              resume=opts.resume, progress=not opts.quiet)
+                  "limit": opts.limit, "classes": classes,
+                  "sha256": {p: _sha256(p) for p in (opts.weights, opts.dictionary) if p}}
+        prepare_atlas(folder, units, settings, source=source, resume=opts.resume)  # once, before any process starts
+        if opts.processes == 1:
+            summary = write_atlas(folder, as_adapter(model.to(opts.device)), units, inputs, settings, source=source,
+                                  dictionary=dictionary, progress=not opts.quiet)
+        else:  # rank 0 is this process: it gets every unit's images back and alone writes
+            summary = run_in_processes(opts.processes, _atlas_rank, opts, folder, inputs, settings, source,
+                                       device=opts.device)
         pages = -(-len(units) // opts.per_page)
         print(f"wrote an atlas of {len(summary['units'])} units ({pages} index page(s)) to {opts.out}: "
               f"open {opts.out}/index.html")
         return 0
+
+
+def _inputs(opts: AtlasOptions, model):
+    """The data and where its classes come from: 'data', 'predicted' (the model's top class) or 'none'."""
+    from ..atlas import predicted_labels
+    from ..inputs import Inputs, load_inputs
+
+    inputs = load_inputs(opts.data, model.spec, limit=opts.limit)
+    if opts.labels == "data" and inputs.labels is None:
+        raise UnifiedVizError(f"--data {opts.data!r} has no labels: pass --labels predicted (the model's "
+                              "classes) or --labels none")
+    classes = "data" if opts.labels == "auto" and inputs.labels is not None else opts.labels
+    if classes in ("auto", "predicted"):
+        return Inputs(inputs.images, predicted_labels(model, inputs.images), inputs.names), "predicted"
+    if classes == "none":
+        return Inputs(inputs.images, None, inputs.names), classes
+    return inputs, classes
+
+
+def _settings(opts: AtlasOptions):
+    from ..atlas import RenderSettings, SiteSettings
+
+    render = RenderSettings(steps=opts.steps, copies=opts.copies, diversity=opts.diversity, lr=opts.lr,
+                            param=opts.param, transforms=opts.transforms, seed=opts.seed,
+                            batch_size=opts.batch_size, generator=opts.generator, dictionary=opts.dictionary)
+    return SiteSettings(render=render, top_k=opts.top_k, per_page=opts.per_page,
+                        respond_fraction=opts.respond_fraction)
+
+
+def _atlas_rank(ranks, opts: AtlasOptions, folder, inputs, settings, source):
+    """In every process: load the model onto this rank's device and render this rank's share of the
+    pending batches; rank 0 writes and returns atlas.json's content, the others None."""
+    from ..adapters import as_adapter
+    from ..atlas import Dictionary, atlas_units, write_atlas
+
+    adapter = as_adapter(load_model_from(opts).to(ranks.device))
+    dictionary = Dictionary.load(opts.dictionary) if opts.dictionary else None
+    units = atlas_units(adapter, opts.layer, dictionary)
+    return write_atlas(folder, adapter, units, inputs, settings, source=source, dictionary=dictionary, ranks=ranks,
+                       progress=not opts.quiet)
 
 
 def _sha256(path: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from .. import options as opt
 from ..errors import UnifiedVizError
@@ -50,6 +50,26 @@ class ModelOptions(CommandOptions):
         super().check()
         if not self.model:
             raise UnifiedVizError("give MODEL (e.g. builtin:digits-cnn) on the command line or as 'model' in --config")
+
+
+@dataclass
+class ProcessOptions(CommandOptions):
+    """Several processes share a rendering job (`unifiedviz.distributed`): CPU cores or one GPU each."""
+
+    processes: int = option(1, "processes that share the units' batches (same images as one process); with "
+                            "--device cuda one GPU each; on the CPU each gets cores/N threads unless --threads",
+                            minimum=1, metavar="N")
+    device: Literal["cpu", "cuda"] = option("cpu", "where the model runs (cuda: process r on cuda:r)",
+                                            choices=["cpu", "cuda"])
+
+    def share_cores(self) -> None:
+        """On the CPU with no --threads, give each process cores/N threads (oversubscribed threads spin-wait)."""
+        if self.processes > 1 and self.device == "cpu" and self.threads is None:
+            import os
+
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.processes))
 
 
 def load_model_from(opts: ModelOptions, source: str | None = None):
