@@ -221,3 +221,18 @@ def test_two_processes_write_the_same_atlas(atlas, dictionary, tmp_path):
     argv = ["atlas", "builtin:digits-cnn", LAYER, "--dictionary", str(dictionary), "--out", str(out), *FAST]
     assert main([*argv, "--processes", "2"]) == 0
     assert _files(out) == _files(atlas)
+
+
+def test_photos_atlas_of_the_cifar_resnet_names_the_predicted_classes(tmp_path):
+    from unifiedviz.atlas.figures import class_label
+    from unifiedviz.models.builtin import CIFAR10_CLASSES
+
+    assert class_label(3, CIFAR10_CLASSES) == "cat" and class_label(3, [str(d) for d in range(10)]) == "class 3"
+    out = tmp_path / "site"
+    assert main(["atlas", "builtin:cifar_resnet20", "layer3.2:channel=0:1", "--data", "photos", "--limit", "24",
+                 "--steps", "2", "--copies", "1", "--top-k", "3", "--out", str(out), "--threads", "1", "--quiet"]) == 0
+    record = json.loads((out / "units" / "layer3.2_channel-0" / "unit.json").read_text())
+    assert record["top"] and all(e["class"] == CIFAR10_CLASSES[e["label"]] for e in record["top"] + record["bottom"])
+    assert set(record["class_means"]) <= set(CIFAR10_CLASSES)
+    page = (out / "units" / "layer3.2_channel-0.html").read_text()
+    assert f"\u00b7 {record['top'][0]['class']} \u00b7" in page

@@ -54,8 +54,14 @@ def save_exemplar(image: torch.Tensor, heat: torch.Tensor | None, vmax: float, p
     save_png(_enlarge(rgb), path)
 
 
+def class_label(k: int, names: list[str] | None) -> str:
+    """`cat` for class 3 of a model that names its classes; `class 3` otherwise (digits name theirs '3')."""
+    name = names[k] if names and 0 <= k < len(names) else None
+    return name if name and name != str(k) else f"class {k}"
+
+
 def save_histogram(values: torch.Tensor, labels: torch.Tensor | None, am_values: list[float], path: Path,
-                   title: str) -> None:
+                   title: str, class_names: list[str] | None = None) -> None:
     """The unit's values over the data, one step histogram per class, AM images' values as dashed lines."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -75,7 +81,7 @@ def save_histogram(values: torch.Tensor, labels: torch.Tensor | None, am_values:
         colours = [f"C{i}" for i in range(10)]
         for i, c in enumerate(np.unique(y)):
             ax.stairs(np.histogram(v[y == c], edges)[0], edges, color=colours[i % 10], linewidth=1.4,
-                      label=f"class {c}")
+                      label=class_label(int(c), class_names))
     for a in am_values:
         ax.axvline(a, color="black", linestyle="--", linewidth=1)
     ax.set_xlabel("unit value" + (" (dashed: AM images)" if am_values else ""))

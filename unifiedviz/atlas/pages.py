@@ -185,7 +185,7 @@ def unit_page(record: dict, *, index_href: str, prev_href: str | None, next_href
                                               f"{number(record['generated_value'])}", f"generator image of {a}"))
 
     def shots(kind: str) -> str:
-        return "".join(_figure(f, f"{e['name']}" + (f" \u00b7 class {e['label']}" if "label" in e else "")
+        return "".join(_figure(f, f"{e['name']}" + (f" \u00b7 {e['class']}" if "class" in e else "")
                                + f" \u00b7 {number(e['value'])}", f"{kind} exemplar {e['name']}")
                        for f, e in zip(files[kind], record[kind]))
 

@@ -28,7 +28,7 @@ from ..report.run_folder import Claim
 from ..unit_kinds import UNIT_KINDS
 from .cache import UnitCache, slugs
 from .data import AtlasUnit, Dictionary, exemplars, unit_maps, unit_values
-from .figures import save_am, save_exemplar, save_histogram
+from .figures import class_label, save_am, save_exemplar, save_histogram
 from .metrics import unit_class_means, unit_rows
 from .pages import index_name, index_page, unit_page
 from .render import RenderSettings, render_units
@@ -93,7 +93,7 @@ def write_atlas(folder: Claim, adapter: Adapter, units: list[AtlasUnit], inputs:
         for todo, images_of in zip(round_, rendered):
             for i in todo:
                 record = _write_unit(folder, adapter, units[i], names[i], images_of[units[i].address], values[:, i],
-                                     rows[i], inputs, settings, dictionary)
+                                     rows[i], inputs, settings, dictionary, source.get("class_names"))
                 nav = {"prev_href": f"{names[i - 1]}.html" if i else None,
                        "next_href": f"{names[i + 1]}.html" if i + 1 < len(units) else None}
                 write_text(folder.out / "units" / f"{names[i]}.html",
@@ -122,7 +122,8 @@ def write_atlas(folder: Claim, adapter: Adapter, units: list[AtlasUnit], inputs:
 
 
 def _write_unit(folder: Claim, adapter: Adapter, unit: AtlasUnit, slug: str, rendered, column: torch.Tensor,
-                row: dict, inputs: Inputs, settings: SiteSettings, dictionary: Dictionary | None) -> dict:
+                row: dict, inputs: Inputs, settings: SiteSettings, dictionary: Dictionary | None,
+                class_names: list[str] | None) -> dict:
     """Every file of one unit but its page and record; return the record (paths relative to `units/`,
     where the unit's page is)."""
     base = folder.out / "units" / slug
@@ -151,11 +152,13 @@ def _write_unit(folder: Claim, adapter: Adapter, unit: AtlasUnit, slug: str, ren
             entry = {"name": inputs.names[i], "value": float(column[i])}
             if inputs.labels is not None:
                 entry["label"] = int(inputs.labels[i])
+                entry["class"] = class_label(entry["label"], class_names)
             record[kind].append(entry)
-    save_histogram(column, inputs.labels, am_values, base / "histogram.png", unit.address)
+    save_histogram(column, inputs.labels, am_values, base / "histogram.png", unit.address, class_names)
     files["histogram"] = f"{slug}/histogram.png"
     if inputs.labels is not None:
-        record["class_means"] = unit_class_means(column, inputs.labels)
+        record["class_means"] = {class_label(int(k), class_names): v
+                                 for k, v in unit_class_means(column, inputs.labels).items()}
     record["files"] = files
     return record
 

@@ -86,7 +86,7 @@ class Atlas(Command):
         settings = _settings(opts)
         # File digests, so --resume notices weights or a dictionary retrained in place.
         source = {"model": opts.model, "weights": opts.weights, "layer": opts.layer, "data": opts.data,
-                  "limit": opts.limit, "classes": classes,
+                  "limit": opts.limit, "classes": classes, "class_names": model.class_names,
                   "sha256": {p: _sha256(p) for p in (opts.weights, opts.dictionary) if p}}
         prepare_atlas(folder, units, settings, source=source, resume=opts.resume)  # once, before any process starts
         if opts.processes == 1:
