@@ -21,17 +21,21 @@ class PairedClock:
     references); `refs[name]` the reference step run right after each of them.
     """
 
-    def __init__(self, refs: dict[str, Callable[[], object]] | None = None) -> None:
+    def __init__(self, refs: dict[str, Callable[[], object]] | None = None,
+                 sync: Callable[[], None] = lambda: None) -> None:
         self.ref_fns = refs or {}
+        self.sync = sync  # e.g. torch.cuda.synchronize: GPU work must finish inside its own timing
         self.gaps: list[float] = []
         self.refs: dict[str, list[float]] = {k: [] for k in self.ref_fns}
         self.last = time.perf_counter()
 
     def __call__(self, info=None) -> None:
+        self.sync()
         self.gaps.append(time.perf_counter() - self.last)
         for name, fn in self.ref_fns.items():
             t0 = time.perf_counter()
             fn()
+            self.sync()
             self.refs[name].append(time.perf_counter() - t0)
         self.last = time.perf_counter()
 

@@ -12,6 +12,14 @@ Random-init timm resnet18 and vit_tiny_patch16_224 at 224, batch 8, no network.
 (b) early stop: a step for an early unit with stop_early over without.
 (c) throughput: 64 channels of resnet18 layer3 rendered in batches of 8/16/32.
 (d) torch-lucent's render_vis step on torchvision resnet18, same unit/batch, as a reference.
+(e) where a step goes, interleaved A/B on resnet18 layer4: the standard transforms as six
+    separate passes (pad and parts one by one) over the composed single warp; one generator
+    for the batch over one generator per image (what `visualize` uses).
+(f) Horama's MACO (`pip install horama`, optional): its step (one unit, 8 crops of a 1280 px
+    image per step, its defaults otherwise) over the bare step at batch 8.
+
+Every AM run seeds per image as `visualize` does. On CUDA (when available) the models run on
+the GPU, the clock synchronises, and the median step times in ms are printed beside the ratios.
 
 Timing is interleaved per step (bench/_timing.py): engine steps are timed through
 `render(callback=...)`, and right after every step the callback runs and times one bare
@@ -35,6 +43,10 @@ from _timing import PairedClock, describe, med, pooled, rounds_ratio
 from unifiedviz import Adapter, load_model, parse_units, render
 from unifiedviz.objectives import OnePerImage, unit
 from unifiedviz.params import make_param
+from unifiedviz.transforms import Compose, standard_transforms
+from unifiedviz.visualize import image_seeds
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 MODELS = {
     # source: (mid/late unit for (a), early unit for (b)); {b} is the batch size
@@ -51,7 +63,7 @@ def bare_step(net: torch.nn.Module, shape, *, frozen: bool):
     net = copy.deepcopy(net).eval()
     for p in net.parameters():
         p.requires_grad_(not frozen)
-    x = torch.rand(shape).requires_grad_(True)
+    x = torch.rand(shape, device=DEVICE).requires_grad_(True)
 
     def step() -> None:
         x.grad = None
@@ -61,15 +73,28 @@ def bare_step(net: torch.nn.Module, shape, *, frozen: bool):
     return step
 
 
-def am_run(adapter: Adapter, address: str, refs: dict, steps: int, *, stop_early: bool = True) -> PairedClock:
-    """One render of `steps` steps, one image per unit of `address`, timed step by step."""
+def am_run(adapter: Adapter, address: str, refs: dict, steps: int, *, stop_early: bool = True,
+           transforms="standard", per_image_seeds: bool = True) -> PairedClock:
+    """One render of `steps` steps, one image per unit of `address`, seeded per image as
+    `visualize` does (or with one int seed), timed step by step."""
     units = parse_units(address)
     objective = OnePerImage([unit(adapter, u, batch=i) for i, u in enumerate(units)])
-    param = make_param("fourier", len(units), adapter.model.spec, seed=0)
-    clock = PairedClock(refs)
-    render(adapter, objective, param, steps=steps, transforms="standard", progress=False,
+    seed = image_seeds(0, [u.address() for u in units]) if per_image_seeds else 0
+    param = make_param("fourier", len(units), adapter.model.spec, seed=seed)
+    clock = PairedClock(refs, sync=_sync)
+    render(adapter, objective, param, steps=steps, transforms=transforms, progress=False, seed=seed,
            callback=clock, stop_early=stop_early)
     return clock
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def model_on_device(source: str):
+    model = load_model(source)
+    return model.to(DEVICE)
 
 
 def compare(cases: dict, rounds: int, ref: str, skip: int) -> dict[str, list[list[float]]]:
@@ -89,7 +114,7 @@ def line(label: str, text: str) -> None:
 
 def section_a(source: str, args) -> None:
     late = MODELS[source][0].format(b=args.batch)
-    model = load_model(source)
+    model = model_on_device(source)
     adapter = Adapter(model)
     shape = (args.batch, *model.spec.shape)
     refs = {"bare": bare_step(model.net, shape, frozen=False), "frozen": bare_step(model.net, shape, frozen=True)}
@@ -106,7 +131,7 @@ def section_a(source: str, args) -> None:
 
 def section_b(source: str, args) -> None:
     early = MODELS[source][1].format(b=args.batch)
-    model = load_model(source)
+    model = model_on_device(source)
     adapter = Adapter(model)
     refs = {"bare": bare_step(model.net, (args.batch, *model.spec.shape), frozen=False)}
     n = args.warmup + args.steps
@@ -120,7 +145,7 @@ def section_b(source: str, args) -> None:
 
 
 def section_c(args) -> None:
-    model = load_model("timm:resnet18")
+    model = model_on_device("timm:resnet18")
     adapter = Adapter(model)
     # Yardstick: a frozen bare step at batch 8, so batch sizes compare despite drift.
     refs = {"ref": bare_step(model.net, (8, *model.spec.shape), frozen=True)}
@@ -152,7 +177,7 @@ def section_d(args) -> None:
         return
     import numpy as np
 
-    model = load_model("torchvision:resnet18")
+    model = model_on_device("torchvision:resnet18")
     adapter = Adapter(model)
     b, n = args.batch, args.warmup + args.steps
     refs = {"bare": bare_step(model.net, (b, 3, 224, 224), frozen=False)}
@@ -161,7 +186,7 @@ def section_d(args) -> None:
     def lucent_run() -> PairedClock:
         np.random.seed(0)
         torch.manual_seed(0)
-        clock = PairedClock(refs)
+        clock = PairedClock(refs, sync=_sync)
 
         class TimedAdam(torch.optim.Adam):
             def step(self, closure=None):
@@ -188,6 +213,58 @@ def section_d(args) -> None:
     line("our step / Lucent step", describe(rounds_ratio(res["ours"], res["lucent"])))
 
 
+def section_e(args) -> None:
+    model = model_on_device("timm:resnet18")
+    adapter = Adapter(model)
+    address = MODELS["timm:resnet18"][0].format(b=args.batch)
+    refs = {"frozen": bare_step(model.net, (args.batch, *model.spec.shape), frozen=True)}
+    chain = standard_transforms(model.spec)
+    pad, composed = chain.transforms
+    separate = Compose([pad, *composed.parts])  # the same parts and draws, one pass each (the chain before)
+    n = args.warmup + args.steps
+    res = compare({"composed": lambda: am_run(adapter, address, refs, n, transforms=chain),
+                   "separate": lambda: am_run(adapter, address, refs, n, transforms=separate),
+                   "one-generator": lambda: am_run(adapter, address, refs, n, transforms=chain,
+                                                   per_image_seeds=False)},
+                  args.rounds, "frozen", args.warmup)
+    print(f"\n(e) timm:resnet18  {address}  batch {args.batch}: interleaved A/B, steps over the frozen bare step")
+    line("composed transforms (standard) / frozen bare", describe(pooled(res["composed"])))
+    line("transforms as 6 separate passes / frozen bare", describe(pooled(res["separate"])))
+    line("composed / separate", describe(rounds_ratio(res["composed"], res["separate"])))
+    line("per-image generators / one generator", describe(rounds_ratio(res["composed"], res["one-generator"])))
+
+
+def section_f(args) -> None:
+    try:
+        import horama
+    except Exception as exc:  # noqa: BLE001 - optional reference
+        print(f"\n(f) horama not importable ({type(exc).__name__}: {exc}); skipped")
+        return
+    from am_quality import horama_maco
+
+    model = model_on_device("timm:resnet18")
+    adapter = Adapter(model)
+    b, n = args.batch, args.warmup + args.steps
+    refs = {"bare": bare_step(model.net, (b, *model.spec.shape), frozen=False),
+            "frozen": bare_step(model.net, (b, *model.spec.shape), frozen=True)}
+    hnet = copy.deepcopy(model)  # Horama keeps the weights' grads on: keep them off ours
+
+    def horama_run() -> PairedClock:
+        clock = PairedClock(refs, sync=_sync)
+        horama_maco(hnet, "layer4", 0, steps=n, image_size=1280, input_size=224, crops=b, device=DEVICE,
+                    on_step=clock)
+        return clock
+
+    res = compare({"horama": horama_run, "ours": lambda: am_run(adapter, f"layer4:channel=0:{b}", refs, n)},
+                  args.rounds, "bare", args.warmup)
+    print(f"\n(f) horama {horama.__version__ if hasattr(horama, '__version__') else ''} maco on timm:resnet18 layer4 "
+          f"channel 0: 1 unit per step, {b} crops of a 1280 px image; ours: {b} units per step")
+    line("Horama maco step / bare fwd+bwd", describe(pooled(res["horama"])))
+    line("our step / bare fwd+bwd", describe(pooled(res["ours"])))
+    line("our step / Horama step", describe(rounds_ratio(res["ours"], res["horama"])))
+    line(f"per unit-step: ours / Horama (ours / {b})", describe([r / b for r in rounds_ratio(res["ours"], res["horama"])]))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="AM step time as ratios to a bare forward+backward")
     p.add_argument("--quick", action="store_true", help="fast smoke run (2 rounds of 2 timed steps)")
@@ -198,14 +275,15 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (step 1 carries render's setup)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--render-steps", type=int, default=256, help="steps per image assumed for units/s in (c)")
-    p.add_argument("--only", default="abcd", help="sections to run, e.g. 'ad'")
+    p.add_argument("--only", default="abcdef", help="sections to run, e.g. 'ad'")
     args = p.parse_args(argv)
     args.batches = [8, 16, 32]
     if args.quick:
         args.rounds, args.steps, args.warmup, args.batches = 2, 2, 1, [8, 16]
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+    print(f"torch {torch.__version__} on {DEVICE}{' (' + torch.cuda.get_device_name() + ')' if DEVICE.type == 'cuda' else ''}, "
+          f"{torch.get_num_threads()} threads, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.rounds} renders x {args.steps} timed "
           f"steps (+{args.warmup} untimed) per case")
     started = time.perf_counter()
@@ -218,6 +296,10 @@ def main(argv=None) -> None:
         section_c(args)
     if "d" in args.only:
         section_d(args)
+    if "e" in args.only:
+        section_e(args)
+    if "f" in args.only:
+        section_f(args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s, load average now {os.getloadavg()[0]:.1f}")
 
 

@@ -140,3 +140,22 @@ def test_render_checks_one_seed_per_image():
         uv.render(adapter, objective, param, steps=1, seed=[1, 2, 3], transforms="none", progress=False)
     with pytest.raises(uv.UnifiedVizError, match="one seed per image"):
         make_param("pixel", 2, model.spec, seed=[1, 2, 3])
+
+
+def test_one_per_image_reads_and_differentiates_only_its_own_row():
+    # OnePerImage splits a capture once (Context.row) instead of slicing it per image; image i's
+    # score and gradient must still come from row i and its own channel alone.
+    model = uv.load_model("builtin:digits-cnn")
+    adapter = uv.Adapter(model)
+    channels = [3, 0, 3, 5]
+    objective = objectives.OnePerImage([objectives.unit(adapter, f"conv2:channel={c}", batch=i)
+                                        for i, c in enumerate(channels)])
+    acts = adapter.capture(torch.rand((4, *model.spec.shape), generator=torch.Generator().manual_seed(0)), ["conv2"])
+    t = acts["conv2"].detach().requires_grad_(True)
+    scores = objective(objectives.Context({"conv2": t}, torch.zeros(4, 1)))
+    assert torch.allclose(scores, torch.stack([t[i, c].mean() for i, c in enumerate(channels)]))
+    (grad,) = torch.autograd.grad(scores.sum(), t)
+    expected = torch.zeros_like(t)
+    for i, c in enumerate(channels):
+        expected[i, c] = 1 / t[i, c].numel()
+    assert torch.allclose(grad, expected)

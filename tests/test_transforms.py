@@ -9,6 +9,7 @@ from unifiedviz.models.spec import InputSpec
 from unifiedviz.params import RowGenerators
 from unifiedviz.transforms import (
     Compose,
+    ComposedWarp,
     GaussianNoise,
     Jitter,
     Pad,
@@ -38,6 +39,7 @@ RANDOM = {
     "rotate-uniform": RandomRotate(15),
     "crop-resize": RandomCropResize((16, 12), scale=(0.3, 0.9)),
     "standard": standard_transforms(InputSpec(size=(20, 24))),
+    "composed": ComposedWarp([Jitter(2), RandomScale([0.9, 1.1]), RandomRotate(10), RandomCropResize((16, 12))]),
 }
 
 
@@ -165,6 +167,39 @@ def test_crop_resize_full_box_is_identity_and_crops_stay_inside():
     assert y.min() >= 0 and y.max() <= 1
 
 
+def smooth(shape) -> torch.Tensor:
+    """Low-frequency colour waves: bilinear resampling of it is nearly exact."""
+    n, c, h, w = shape
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    phase = torch.arange(n * c, dtype=torch.float32).view(n, c, 1, 1)
+    return 0.5 + 0.4 * torch.sin(3 * xx + 2 * yy + phase) * torch.cos(2 * xx - yy + phase / 2)
+
+
+def test_composed_warp_equals_the_parts_applied_one_by_one():
+    # Same generator seeds -> the same draws; only the borders' fill (jitter's reflection vs
+    # black) and the parts' extra interpolation blur may differ, so compare the centre.
+    parts = [Jitter(4), RandomScale([0.9, 0.95, 1.05, 1.1]), RandomRotate(10), Jitter(2),
+             RandomCropResize((40, 50), scale=(0.8, 1.0))]
+    x = smooth((6, 3, 64, 80))
+    one_by_one = Compose(parts)(x, RowGenerators(range(6)))
+    composed = ComposedWarp(parts)(x, RowGenerators(range(6)))
+    assert composed.shape == one_by_one.shape == (6, 3, 40, 50)
+    centre = (..., slice(10, 30), slice(12, 38))
+    assert (composed[centre] - one_by_one[centre]).abs().max() < 3e-3  # measured 5e-4
+    # The check can fail: other draws (other seeds) move the image far more than that.
+    other = ComposedWarp(parts)(x, RowGenerators(range(10, 16)))
+    assert (other[centre] - one_by_one[centre]).abs().max() > 0.05
+
+
+def test_composed_jitters_are_exact_whole_pixel_shifts():
+    x = crafted((4, 1, 16, 16))
+    shifted = ComposedWarp([Jitter(3), Jitter(2)])(x, gen(5))
+    shifts = Jitter(3).draw_affine(4, (16, 16), g := gen(5))[0][:, :, 2] + Jitter(2).draw_affine(4, (16, 16), g)[0][:, :, 2]
+    for i, (tx, ty) in enumerate((-shifts * 8).round().int().tolist()):  # pixels = -t * side / 2
+        rolled = torch.roll(x[i], (ty, tx), dims=(1, 2))
+        assert torch.allclose(shifted[i, :, 5:-5, 5:-5], rolled[:, 5:-5, 5:-5], atol=1e-5)
+
+
 def test_pad_sizes_and_values():
     x = torch.rand((2, 3, 8, 6), generator=gen())
     y = Pad(2, mode="constant", value=0.5)(x)
@@ -192,6 +227,8 @@ def test_errors_are_clear():
             t(seq)
     with pytest.raises(UnifiedVizError, match="fewer pixels"):
         Jitter(1)(torch.rand(1, 1, 4, 1), gen())
+    with pytest.raises(UnifiedVizError, match="GaussianNoise is not one"):
+        ComposedWarp([Jitter(1), GaussianNoise(0.1)])
     with pytest.raises(UnifiedVizError, match="pad mode"):
         Pad(2, mode="wrap")
     with pytest.raises(UnifiedVizError, match="scale"):

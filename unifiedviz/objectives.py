@@ -20,7 +20,7 @@ Regularisers (`l1`, `l2`, `total_variation`, `blur`) return penalties: subtract 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -43,6 +43,18 @@ class Context:
 
     acts: dict[str, torch.Tensor]
     images: torch.Tensor
+    _rows: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict, init=False, repr=False)
+
+    def row(self, target: str, index: int) -> torch.Tensor:
+        """Image `index`'s activation at `target`, `[1, ...]`.
+
+        The capture is split once per step and every per-image objective takes its piece:
+        the backward then assembles one full-size gradient, where B slices `t[i:i+1]` each
+        fill a full-size zero tensor and add them up (O(B^2) in the batch size).
+        """
+        if target not in self._rows:
+            self._rows[target] = self.acts[target].split(1)
+        return self._rows[target][index]
 
 
 class Objective:
@@ -106,9 +118,10 @@ class UnitObjective(Objective):
         self.name = f"{resolved.unit.address()}{' (log-prob)' if self._logprob else ''}{suffix}"
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        t = ctx.acts[self.resolved.target]
-        if self.batch is not None:
-            t = t[self.batch : self.batch + 1]
+        if self.batch is None:
+            t = ctx.acts[self.resolved.target]
+        else:
+            t = ctx.row(self.resolved.target, self.batch)
         if self._logprob:
             t = F.log_softmax(t, dim=-1)
         return read_unit(self.resolved, t)

@@ -10,7 +10,9 @@ Inputs are images `[N, C, H, W]` or sequences `[N, C, L]`; Pad, Jitter and Gauss
 accept both, the geometric warps need images.
 
 A new random transform draws through `rand` / `randn` / `randint` below (they take either
-kind of generator). `TRANSFORMS` names the presets (`standard`, `none`): functions
+kind of generator). Geometric transforms are `Warp`s (a random affine map each, one
+resampling); `ComposedWarp` chains several (and `Jitter`s) into a single resampling.
+`TRANSFORMS` names the presets (`standard`, `none`): functions
 `spec -> Compose | None`.
 """
 from __future__ import annotations
@@ -77,6 +79,14 @@ class Jitter(Transform):
         shifts = randint(-self.pixels, self.pixels + 1, shape, generator)
         return translate(x, shifts)
 
+    def draw_affine(self, n: int, size: Sequence[int], generator: Generator = None):
+        # The same draw as forward; a shift of d pixels is 2d/side in [-1, 1] coordinates.
+        shifts = randint(-self.pixels, self.pixels + 1, (n, 2), generator).float()
+        h, w = size
+        dy, dx = shifts.unbind(1)
+        one, zero = torch.ones(n), torch.zeros(n)
+        return _rows_2x3([one, zero, -2 * dx / w], [zero, one, -2 * dy / h]), tuple(size)
+
 
 class GaussianNoise(Transform):
     """Add N(0, std) noise. Not clamped to [0, 1]: clamping would zero the gradient of saturated pixels."""
@@ -92,7 +102,23 @@ class GaussianNoise(Transform):
         return x + self.std * noise.to(x)
 
 
-class RandomScale(Transform):
+class Warp(Transform):
+    """Base of the geometric transforms: each is a random affine map of the output's [-1, 1] grid.
+
+    `draw_affine(n, size, generator)` draws the maps for `n` images of spatial `size` and
+    returns (theta `[n, 2, 3]`, the output size); `forward` resamples once with them.
+    """
+
+    def draw_affine(self, n: int, size: Sequence[int], generator: Generator = None):
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+        _need_images(x, self)
+        theta, size = self.draw_affine(x.shape[0], x.shape[2:], generator)
+        return _warp(x, theta, size)
+
+
+class RandomScale(Warp):
     """Zoom each image about its centre by a factor picked from `scales` (size kept; >1 zooms in)."""
 
     def __init__(self, scales: Sequence[float]) -> None:
@@ -101,15 +127,13 @@ class RandomScale(Transform):
             raise UnifiedVizError(f"scales must be a non-empty list of positive factors, got {scales}")
         self.register_buffer("scales", torch.tensor(scales, dtype=torch.float32), persistent=False)
 
-    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
-        _need_images(x, self)
-        s = _pick(self.scales, x.shape[0], generator).to(x)
+    def draw_affine(self, n: int, size: Sequence[int], generator: Generator = None):
+        s = _pick(self.scales, n, generator)
         zero = torch.zeros_like(s)
-        theta = torch.stack([torch.stack([1 / s, zero, zero], 1), torch.stack([zero, 1 / s, zero], 1)], 1)
-        return _warp(x, theta, x.shape[2:])
+        return _rows_2x3([1 / s, zero, zero], [zero, 1 / s, zero]), tuple(size)
 
 
-class RandomRotate(Transform):
+class RandomRotate(Warp):
     """Rotate each image about its centre: `degrees` is a list of angles to pick from, or a
     number d for a uniform angle in [-d, d]. The rotation is in pixel space, so non-square
     images are not sheared.
@@ -122,24 +146,20 @@ class RandomRotate(Transform):
             raise UnifiedVizError("degrees must be a number or a non-empty list of angles")
         self.register_buffer("degrees", torch.tensor(degrees, dtype=torch.float32), persistent=False)
 
-    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
-        _need_images(x, self)
-        n, (h, w) = x.shape[0], x.shape[2:]
+    def draw_affine(self, n: int, size: Sequence[int], generator: Generator = None):
+        h, w = size
         if self.uniform:
             u = rand((n,), generator)
             angle = (u.to(self.degrees) * 2 - 1) * self.degrees
         else:
             angle = _pick(self.degrees, n, generator)
-        a = torch.deg2rad(angle).to(x)
+        a = torch.deg2rad(angle)
         cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
         # affine_grid works in [-1, 1] coordinates; rescaling by the aspect ratio keeps angles true.
-        theta = torch.stack(
-            [torch.stack([cos, -sin * h / w, zero], 1), torch.stack([sin * w / h, cos, zero], 1)], 1
-        )
-        return _warp(x, theta, (h, w))
+        return _rows_2x3([cos, -sin * h / w, zero], [sin * w / h, cos, zero]), (h, w)
 
 
-class RandomCropResize(Transform):
+class RandomCropResize(Warp):
     """Crop a random box per image and resize it to `size` (H, W), e.g. a ViT's fixed input.
 
     The box keeps the input's aspect ratio (so it is stretched if `size` has another one),
@@ -155,16 +175,42 @@ class RandomCropResize(Transform):
             raise UnifiedVizError(f"scale must be (min, max) area fractions with 0 < min <= max <= 1, got {scale}")
         self.scale = scale
 
-    def forward(self, x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
-        _need_images(x, self)
+    def draw_affine(self, n: int, size: Sequence[int], generator: Generator = None):
         lo, hi = self.scale
-        u = rand((x.shape[0], 3), generator).to(x)
+        u = rand((n, 3), generator)
         side = (lo + (hi - lo) * u[:, 0]).sqrt()
         # Box centre in [-1, 1] coordinates, drawn so the box stays inside the image.
         cx, cy = ((u[:, 1:] * 2 - 1) * (1 - side[:, None])).unbind(1)
         zero = torch.zeros_like(side)
-        theta = torch.stack([torch.stack([side, zero, cx], 1), torch.stack([zero, side, cy], 1)], 1)
-        return _warp(x, theta, self.size)
+        return _rows_2x3([side, zero, cx], [zero, side, cy]), self.size
+
+
+class ComposedWarp(Warp):
+    """Several geometric transforms (`Warp`s and `Jitter`s) as ONE resampling of the input.
+
+    Each part draws exactly what it draws alone, in order, so the distribution of shifts,
+    scales, angles and crops is the same as the chain's; their affine maps are multiplied and
+    the image is resampled once (one bilinear interpolation instead of one per part: sharper,
+    and one `grid_sample` instead of three plus two gathers). Differences from running the
+    parts one by one: less interpolation blur, and a jitter's border is filled like the warps'
+    (black outside the input) instead of by reflection.
+    """
+
+    def __init__(self, parts: Sequence[Transform]) -> None:
+        super().__init__()
+        for part in parts:
+            if not hasattr(part, "draw_affine"):
+                raise UnifiedVizError(f"ComposedWarp composes affine transforms; {type(part).__name__} is not one")
+        self.parts = nn.ModuleList(parts)
+
+    def draw_affine(self, n: int, size: Sequence[int], generator: Generator = None):
+        total = torch.eye(3, dtype=torch.float64).expand(n, 3, 3)
+        size = tuple(size)
+        # Part k maps part k's output grid into its input: input = A_1 @ ... @ A_k @ output.
+        for part in self.parts:
+            theta, size = part.draw_affine(n, size, generator)
+            total = total @ torch.cat([theta.double().cpu(), _LAST_ROW.expand(n, 1, 3)], 1)
+        return total[:, :2].float(), size
 
 
 def translate(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
@@ -189,7 +235,8 @@ def standard_transforms(spec) -> Compose:
     """A robust default chain for a model's `InputSpec`; the output has exactly `spec.size`.
 
     Images: Lucid's pad / jitter / scale / rotate / jitter, with pixel amounts scaled from
-    224 px to the model's size, then a random crop resized back to `spec.size`.
+    224 px to the model's size, then a random crop resized back to `spec.size`; all after the
+    pad is one `ComposedWarp` (one resampling; as separate passes they cost 12-17% of a step).
     Sequences (L,): a small jitter along time plus faint noise.
     """
     size = tuple(spec.size)
@@ -202,11 +249,13 @@ def standard_transforms(spec) -> Compose:
 
     return Compose([
         Pad(px(12), mode="constant", value=0.5),
-        Jitter(px(8)),
-        RandomScale([1 + (i - 5) / 50 for i in range(11)]),
-        RandomRotate(list(range(-10, 11)) + [0] * 5),
-        Jitter(px(4)),
-        RandomCropResize(size, scale=(0.8, 1.0)),
+        ComposedWarp([
+            Jitter(px(8)),
+            RandomScale([1 + (i - 5) / 50 for i in range(11)]),
+            RandomRotate(list(range(-10, 11)) + [0] * 5),
+            Jitter(px(4)),
+            RandomCropResize(size, scale=(0.8, 1.0)),
+        ]),
     ])
 
 
@@ -242,13 +291,21 @@ def _pad(x: torch.Tensor, width: int, mode: str, value: float = 0.5) -> torch.Te
     return F.pad(x, [width] * 2 * (x.dim() - 2), mode=mode, value=value if mode == "constant" else None)
 
 
+_LAST_ROW = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=torch.float64)
+
+
+def _rows_2x3(top: Sequence[torch.Tensor], bottom: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-sample 2x3 matrices `[n, 2, 3]` from the entries of their two rows (each `[n]`)."""
+    return torch.stack([torch.stack(list(top), 1), torch.stack(list(bottom), 1)], 1)
+
+
 def _warp(x: torch.Tensor, theta: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Resample `x` at `theta` applied to the output's [-1, 1] grid; zeros (black) fill outside.
 
     Black, not reflection, as in Lucid: a flat grey start stays flat under reflection, so a
     unit that is off on grey gets no gradient and never starts (4 of 16 ResNet-20 units).
     """
-    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], *size], align_corners=False)
+    grid = F.affine_grid(theta.to(x), [x.shape[0], x.shape[1], *size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

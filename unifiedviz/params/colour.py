@@ -17,7 +17,8 @@ COLOUR_MATRIX = _SQRT_COLOUR_COV / _SQRT_COLOUR_COV.norm(dim=0).max()
 
 def decorrelated_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """Mix the 3 channels of `[N, 3, *size]` from the decorrelated space into RGB."""
-    return torch.einsum("ij,nj...->ni...", COLOUR_MATRIX.to(x), x)
+    # A batched matmul on the flattened image: no permute copies (the einsum made them, forward and backward).
+    return (COLOUR_MATRIX.to(x) @ x.flatten(2)).view(x.shape)
 
 
 def rgb_to_decorrelated(x: torch.Tensor) -> torch.Tensor:

@@ -44,10 +44,11 @@ class FourierParam(Param):
         self.decorrelate = decorrelate and channels == 3
         shape = (n, channels, *rfft_shape(self.size), 2)
         self.spectrum = nn.Parameter(random_rows("randn", shape, seed) * sd)
-        self.register_buffer("scale", power_law(self.size, decay_power), persistent=False)
+        # Lucid's /4 folded into the spectrum's scale (the inverse FFT is linear): one pass less.
+        self.register_buffer("scale", power_law(self.size, decay_power) / _LUCID_SCALE, persistent=False)
 
     def forward(self) -> torch.Tensor:
-        image = to_spatial(torch.view_as_complex(self.spectrum) * self.scale, self.size) / _LUCID_SCALE
+        image = to_spatial(torch.view_as_complex(self.spectrum) * self.scale, self.size)
         if self.decorrelate:
             image = decorrelated_to_rgb(image)
         return torch.sigmoid(image)
