@@ -117,8 +117,10 @@ def _killer(at: int):
     return Killer()
 
 
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, one_thread):
-    cfg = InversionConfig(steps=8, checkpoint_every=2, **TINY)
+@pytest.mark.parametrize("prior", [dict(prior=None), dict(prior="builtin:digits-gen", prior_lr=1e-3)],
+                         ids=["pixels", "prior-fine-tuned"])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, one_thread, prior):
+    cfg = InversionConfig(steps=8, checkpoint_every=2, **{**TINY, **prior})
     ck = tmp_path / "run" / "last.safetensors"
     with pytest.raises(Kill):
         train_inversion("builtin:digits-cnn", cfg, checkpoint=ck, progress=False, callbacks=[_killer(5)])
@@ -133,6 +135,92 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, one_thread):
     for (k, a), b in zip(resumed.generator.state_dict().items(), straight.generator.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
     assert resumed.last["loss"] == pytest.approx(straight.last["loss"], rel=1e-4)
+
+
+# ------------------------------------------------------------------ the data prior (prior=GENERATOR)
+def _prior_generator(**kw):
+    from unifiedviz.generators import as_generator
+    from unifiedviz.inversion import LatentConditionedGenerator
+
+    torch.manual_seed(0)
+    return LatentConditionedGenerator(10, as_generator("builtin:digits-gen"), latent_dim=8, width=16, **kw).eval()
+
+
+def test_prior_generator_draws_decoded_clipped_codes():
+    from unifiedviz.generators import as_generator
+
+    g = _prior_generator()
+    prior = as_generator("builtin:digits-gen")
+    z, labels = torch.randn(4, 8), torch.tensor([0, 3, 3, 9])
+    with torch.no_grad():
+        codes = g.code(z, labels)
+        assert codes.shape == (4, 16)
+        # every sample is the prior's image of its (clipped) code
+        assert torch.allclose(g(z, labels), prior.module(codes.clamp(prior.clip[0], prior.clip[1])), atol=1e-6)
+        far = torch.full((1, 16), 50.0)  # far outside the encoded digits' range: decoded at the clip's edge
+        assert torch.allclose(g.decode(far), prior.module(prior.clip[1][None]), atol=1e-6)
+        assert not torch.allclose(g(z[:1], labels[:1]), g(z[:1], torch.tensor([7])))  # the label changes the image
+    assert g.label_vector(labels)[1].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert g.condition.weight.shape == (16, 10)  # the conditioning matrix: one learned map per class
+    assert not any(p.requires_grad for p in g.decoder.parameters())  # frozen by default
+    assert all(p.requires_grad for p in g.fine_tune(True).decoder.parameters())
+
+
+def test_prior_loss_is_the_mean_squared_code():
+    from unifiedviz.adapters import as_adapter
+    from unifiedviz.inversion import inversion_loss
+
+    cfg = InversionConfig(loss_prior=0.5, **TINY)
+    x = torch.rand(2, 1, 32, 32)
+    labels = torch.tensor([0, 1])
+    adapter = as_adapter("builtin:digits-cnn")
+    with_prior = inversion_loss(adapter, x, labels, "dropout", cfg, torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    without = inversion_loss(adapter, x, labels, "dropout", cfg)
+    assert float(with_prior["prior"]) == pytest.approx(7.5)  # (1 + 4 + 9 + 16) / 4
+    assert float(with_prior["loss"]) == pytest.approx(float(without["loss"]) + 0.5 * 7.5, rel=1e-5)
+    assert "prior" not in without
+
+
+def test_prior_training_learns_labels_and_keeps_a_frozen_decoder(one_thread):
+    from unifiedviz.inversion import read_as, sample
+
+    from unifiedviz.generators import as_generator
+    from unifiedviz.inversion.train import new_generator
+
+    cfg = InversionConfig(steps=30, prior="builtin:digits-gen", loss_prior=0.01, lr=0.01,
+                          **{**TINY, "batch_size": 20, "width": 32})
+    torch.manual_seed(0)
+    untrained = new_generator(cfg, 10, (1, 32, 32))
+    run = train_inversion("builtin:digits-cnn", cfg, progress=False)
+
+    shipped = as_generator("builtin:digits-gen").module.state_dict()
+    assert all(torch.equal(v, shipped[k]) for k, v in run.generator.decoder.state_dict().items())
+    accuracy = {}
+    for name, g in (("before", untrained), ("after", run.generator)):
+        x, y = sample(g, 10, 5)
+        accuracy[name] = float((read_as("builtin:digits-cnn", x) == y).float().mean())
+    assert accuracy["after"] >= 0.8 and accuracy["after"] > accuracy["before"] + 0.3
+
+
+def test_prior_generator_file_round_trip(tmp_path):
+    from unifiedviz.inversion import save_generator
+
+    g = _prior_generator(prior_name="builtin:digits-gen")
+    with torch.no_grad():
+        g.decoder.net[0].bias.add_(0.1)  # a fine-tuned decoder is saved with the generator
+    save_generator(g, tmp_path / "g.safetensors")
+    back = load_generator(tmp_path / "g.safetensors")
+    z, labels = torch.randn(3, 8), torch.tensor([1, 2, 3])
+    with torch.no_grad():
+        assert torch.allclose(back(z, labels), g(z, labels), atol=1e-6)
+
+
+@pytest.mark.parametrize("prior, message", [("builtin:digits-ge", "did you mean 'builtin:digits-gen'"),
+                                            ("builtin:cifar10-vqvae", "[3, 32, 32]")])
+def test_bad_prior_is_one_line(prior, message, one_thread):
+    with pytest.raises(UnifiedVizError) as e:
+        train_inversion("builtin:digits-cnn", InversionConfig(steps=1, prior=prior, **TINY), progress=False)
+    assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_checkpoint_is_safetensors(tmp_path, one_thread):

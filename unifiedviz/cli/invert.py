@@ -17,9 +17,10 @@ class InvertOptions(ModelOptions, ResumeOptions, InversionConfig):
 @register("invert")
 class Invert(Command):
     help = "network inversion: train a label-conditioned generator against a frozen classifier"
-    description = ("Trains a generator (noise + label vector + conditioning matrix -> image) with cross-entropy to "
+    description = ("Trains a generator (noise + label vector + conditioning matrix -> image, or -> a latent code of a "
+                   "pretrained generator with --prior, the digits default builtin:digits-gen) with cross-entropy to "
                    "the label, feature diversity and orthogonality, total variation and a pixel-range term "
-                   "(Lightning; checkpoints every checkpoint-every steps; --resume continues a killed run). "
+                   "(and a latent L2 with a prior; Lightning; checkpoints every checkpoint-every steps; --resume continues a killed run). "
                    "Writes samples/class_K.png, samples.safetensors, generator.safetensors and metrics.json. "
                    "Defaults: configs/inversion/digits.yaml.")
     options = InvertOptions

@@ -1,8 +1,13 @@
-"""A label-conditioned generator: noise, a label vector and a conditioning matrix -> an image.
+"""Label-conditioned generators: noise, a label vector and a conditioning matrix -> an image.
 
 As in Suhail's network inversion, the label enters twice: as a label vector (one-hot, concatenated
-with the noise) and as a conditioning matrix (a learned per-class map, concatenated as an extra
-channel to the decoder's first feature map). A small conv decoder upsamples to the model's input.
+with the noise) and as a conditioning matrix (a learned per-class map, concatenated to the first
+hidden features).
+- `ConditionedGenerator` draws pixels: a small conv decoder upsamples to the model's input.
+- `LatentConditionedGenerator` draws the latent code of a pretrained image generator (a data
+  prior: `unifiedviz.generators`, e.g. `builtin:digits-gen`), clipped to the range of encoded real
+  images and decoded by that generator (frozen, or fine-tuned with its own learning rate), so every
+  sample is an image the prior can draw.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnifiedVizError
+from ..params.generator import clip_codes
 
 
 class ConditionedGenerator(nn.Module):
@@ -50,6 +56,58 @@ class ConditionedGenerator(nn.Module):
         if tuple(x.shape[-2:]) != self.shape[1:]:
             x = F.interpolate(x, size=self.shape[1:], mode="bilinear", align_corners=False)
         return 0.5 + x  # start around mid-grey
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator)
+
+
+class LatentConditionedGenerator(nn.Module):
+    """(z [B, latent_dim], labels [B]) -> codes of `prior` (a `unifiedviz.generators.Generator`) -> its
+    images mapped to [0, 1]. `code()` gives the codes before the clip (the latent prior loss reads them)."""
+
+    def __init__(self, num_classes: int, prior, latent_dim: int = 64, width: int = 64,
+                 prior_name: str | None = None) -> None:
+        super().__init__()
+        self.num_classes, self.latent_dim, self.width = num_classes, latent_dim, width
+        self.prior_name = prior_name or prior.name
+        self.code_shape = tuple(prior.latent_shape)
+        self.fc = nn.Linear(latent_dim + num_classes, width)
+        self.condition = nn.Linear(num_classes, width, bias=False)  # the conditioning matrix: one map per class
+        self.net = nn.Sequential(nn.LeakyReLU(0.2), nn.Linear(2 * width, width), nn.LeakyReLU(0.2),
+                                 nn.Linear(width, math.prod(self.code_shape)))
+        self.decoder = prior.module.eval()
+        self.output_range = tuple(prior.output_range)
+        for name, bound in zip(("clip_lo", "clip_hi"), prior.clip or (None, None)):
+            self.register_buffer(name, None if bound is None else torch.as_tensor(bound, dtype=torch.float32).clone())
+        self.shape = tuple(prior.output_shape())
+        self.fine_tune(False)
+
+    def fine_tune(self, on: bool) -> "LatentConditionedGenerator":
+        """Let the decoder's weights train (`prior_lr` > 0) or keep them frozen."""
+        self.decoder.requires_grad_(on)
+        return self
+
+    def train(self, mode: bool = True) -> "LatentConditionedGenerator":
+        super().train(mode)
+        self.decoder.eval()  # its BatchNorm (if any) keeps the statistics of real images
+        return self
+
+    def label_vector(self, labels: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(labels, self.num_classes).float()
+
+    def code(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The prior's latent codes [B, *code_shape], before the clip."""
+        v = self.label_vector(labels)
+        h = torch.cat([self.fc(torch.cat([z, v], 1)), self.condition(v)], 1)
+        return self.net(h).view(-1, *self.code_shape)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        clip = None if self.clip_lo is None else (self.clip_lo, self.clip_hi)
+        lo, hi = self.output_range
+        return (self.decoder(clip_codes(codes, clip)) - lo) / (hi - lo)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.code(z, labels))
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=generator)

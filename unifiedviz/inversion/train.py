@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import UnifiedVizError
 from . import losses
 from .config import RESUMABLE, InversionConfig, config_dict
-from .generator import ConditionedGenerator, check_output
+from .generator import ConditionedGenerator, LatentConditionedGenerator, check_output
 
 COMMAND = "invert"
 CHECKPOINT = "checkpoints/last.safetensors"
@@ -44,8 +44,10 @@ def step_batch(step: int, cfg: InversionConfig, num_classes: int, latent_dim: in
     return z, labels
 
 
-def inversion_loss(adapter, x: torch.Tensor, labels: torch.Tensor, feature_layer: str, cfg) -> dict[str, torch.Tensor]:
-    """Each weighted term and their sum ("loss") for generated images `x` conditioned on `labels`."""
+def inversion_loss(adapter, x: torch.Tensor, labels: torch.Tensor, feature_layer: str, cfg,
+                   codes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Each weighted term and their sum ("loss") for generated images `x` conditioned on `labels`;
+    with a prior's latent `codes`, their mean square ("prior", DGN-AM's L2 code decay as a loss)."""
     from ..adapters.core import LOGITS
 
     acts = adapter.capture(x, [feature_layer, LOGITS])
@@ -58,7 +60,9 @@ def inversion_loss(adapter, x: torch.Tensor, labels: torch.Tensor, feature_layer
         "range": losses.pixel_range(x, *adapter.model.spec.value_range),
     }
     weights = {"ce": cfg.loss_ce, "diversity": cfg.loss_diversity, "orthogonality": cfg.loss_orthogonality,
-               "tv": cfg.loss_tv, "range": cfg.loss_range}
+               "tv": cfg.loss_tv, "range": cfg.loss_range, "prior": cfg.loss_prior}
+    if codes is not None:
+        terms["prior"] = codes.pow(2).mean()
     terms["loss"] = sum(weights[k] * v for k, v in terms.items())
     return terms
 
@@ -79,14 +83,24 @@ def _lightning_module(generator: nn.Module, adapter, cfg, feature_layer: str, nu
         def training_step(self, batch, batch_idx: int) -> torch.Tensor:
             z, labels = step_batch(self.global_step, cfg, num_classes, generator.latent_dim)
             z, labels = z.to(self.device), labels.to(self.device)
-            terms = inversion_loss(self.adapter, self.generator(z, labels), labels, feature_layer, cfg)
+            if isinstance(self.generator, LatentConditionedGenerator):
+                codes = self.generator.code(z, labels)
+                x = self.generator.decode(codes)
+            else:
+                codes, x = None, self.generator(z, labels)
+            terms = inversion_loss(self.adapter, x, labels, feature_layer, cfg, codes)
             self.last = {k: float(v.detach()) for k, v in terms.items()}
             self.log("loss", terms["loss"], prog_bar=True, on_step=True, on_epoch=False)
             self.log("ce", terms["ce"], prog_bar=True, on_step=True, on_epoch=False)
             return terms["loss"]
 
         def configure_optimizers(self):
-            return torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+            decoder = getattr(self.generator, "decoder", None)
+            tuned = set() if decoder is None else {id(p) for p in decoder.parameters()}
+            groups = [{"params": [p for p in self.generator.parameters() if id(p) not in tuned], "lr": cfg.lr}]
+            if tuned and cfg.prior_lr > 0:
+                groups.append({"params": list(decoder.parameters()), "lr": cfg.prior_lr})
+            return torch.optim.Adam(groups, betas=(0.5, 0.999))
 
     return InversionModule()
 
@@ -112,12 +126,22 @@ def _checkpointer(path: Path, every: int):
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             if trainer.global_step % every == 0:
-                trainer.save_checkpoint(path)
+                trainer.save_checkpoint(path, weights_only=False)  # the whole state: resume needs it
 
         def on_train_end(self, trainer, pl_module) -> None:
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)  # the whole state: resume needs it
 
     return Checkpoint()
+
+
+def new_generator(cfg, num_classes: int, shape: tuple[int, ...]) -> nn.Module:
+    """The generator a config asks for: pixels, or the latent code of `cfg.prior`."""
+    if not cfg.prior:
+        return ConditionedGenerator(num_classes, shape, latent_dim=cfg.latent_dim, width=cfg.width)
+    from ..generators import as_generator
+
+    return LatentConditionedGenerator(num_classes, as_generator(cfg.prior), latent_dim=cfg.latent_dim,
+                                      width=cfg.width, prior_name=cfg.prior).fine_tune(cfg.prior_lr > 0)
 
 
 @dataclass
@@ -149,7 +173,7 @@ def train_inversion(model, cfg: InversionConfig | None = None, *, checkpoint: st
     feature_layer = feature_layer_of(adapter, cfg.feature_layer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if generator is None:
-        generator = ConditionedGenerator(num_classes, spec.shape, latent_dim=cfg.latent_dim, width=cfg.width)
+        generator = new_generator(cfg, num_classes, spec.shape)
     latent_dim = getattr(generator, "latent_dim", cfg.latent_dim)
     generator.latent_dim = latent_dim
     check_output(generator, latent_dim, num_classes, spec.shape, model_name)
@@ -173,6 +197,7 @@ def train_inversion(model, cfg: InversionConfig | None = None, *, checkpoint: st
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
         warnings.filterwarnings("ignore", ".*mid-epoch.*")
+        warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # a frozen prior's decoder, on purpose
         trainer.fit(module, loader, ckpt_path=str(start) if start is not None else None)
     generator.eval()
     adapter.model.to("cpu")
@@ -213,20 +238,21 @@ def diversity(model, images: torch.Tensor, labels: torch.Tensor, feature_layer: 
 
 
 # ---------------------------------------------------------------------------- generator files
-def save_generator(generator: ConditionedGenerator, path: str | Path, extra: dict | None = None) -> None:
+def save_generator(generator: nn.Module, path: str | Path, extra: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     from ..report.files import atomic_path
 
     meta = {"num_classes": generator.num_classes, "shape": list(generator.shape), "latent_dim": generator.latent_dim,
-            "width": generator.width, **(extra or {})}
+            "width": generator.width, "prior": getattr(generator, "prior_name", None), **(extra or {})}
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"unifiedviz.inversion": json.dumps(meta)})
 
 
-def load_generator(path: str | Path) -> ConditionedGenerator:
-    """A `ConditionedGenerator` written by `unifiedviz invert` (generator.safetensors), in eval mode."""
+def load_generator(path: str | Path) -> nn.Module:
+    """The generator written by `unifiedviz invert` (generator.safetensors), in eval mode: a
+    `ConditionedGenerator`, or a `LatentConditionedGenerator` around its prior (decoder weights included)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -234,27 +260,25 @@ def load_generator(path: str | Path) -> ConditionedGenerator:
         meta = json.loads((f.metadata() or {}).get("unifiedviz.inversion", "null") or "null")
     if meta is None:
         raise UnifiedVizError(f"{path} is not a generator written by unifiedviz invert (no metadata)")
-    gen = ConditionedGenerator(meta["num_classes"], tuple(meta["shape"]), latent_dim=meta["latent_dim"],
-                               width=meta["width"])
+    if meta.get("prior"):
+        from ..generators import as_generator
+
+        gen = LatentConditionedGenerator(meta["num_classes"], as_generator(meta["prior"]), latent_dim=meta["latent_dim"],
+                                         width=meta["width"], prior_name=meta["prior"])
+    else:
+        gen = ConditionedGenerator(meta["num_classes"], tuple(meta["shape"]), latent_dim=meta["latent_dim"],
+                                   width=meta["width"])
     gen.load_state_dict(load_file(str(path)))
     return gen.eval()
 
 
 # ---------------------------------------------------------------------------- the run folder
-def save_class_grid(images: torch.Tensor, caption: str, path: Path) -> None:
-    """A grid of one class's samples with a caption line above it."""
-    from PIL import Image, ImageDraw
+def save_class_grid(images: torch.Tensor, caption: str, path: Path, labels: list[str]) -> None:
+    """A grid of one class's samples, each labelled (`labels`), with a caption line above it."""
+    from ..report.images import save_labelled_grid, upscale_factor
 
-    from ..report.files import atomic_path
-    from ..report.images import image_grid, to_uint8, upscale_factor
-
-    grid = to_uint8(image_grid(images, ncols=10, scale=max(1, upscale_factor(images.shape[-1], 64))))
-    body = Image.fromarray(grid).convert("RGB")
-    canvas = Image.new("RGB", (max(body.width, 8 * len(caption) + 8), body.height + 18), "white")
-    canvas.paste(body, (0, 18))
-    ImageDraw.Draw(canvas).text((4, 3), caption, fill="black")
-    with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
+    side = images.shape[-1]
+    save_labelled_grid(images, labels, path, ncols=10, tile=side * upscale_factor(side, 64), title=caption)
 
 
 def run_inversion(model: str, cfg: InversionConfig, out: str | Path, *, resume: bool = False, force: bool = False,
@@ -310,7 +334,7 @@ def run_inversion(model: str, cfg: InversionConfig, out: str | Path, *, resume: 
     }
     for k in range(gen.num_classes):
         save_class_grid(images[labels == k][:100], f"class {k}: {model} reads {per_class[k]:.0%} as {k}",
-                        out / "samples" / f"class_{k}.png")
+                        out / "samples" / f"class_{k}.png", [f"read as {int(p)}" for p in preds[labels == k][:100]])
     from safetensors.torch import save_file
 
     from ..report.files import atomic_path

@@ -13,6 +13,16 @@ from .base import PARAMS, Param, Seed
 from .seeding import random_rows
 
 
+def clip_codes(z: torch.Tensor, clip: tuple | None) -> torch.Tensor:
+    """`z` kept inside `clip` = (lo, hi) elementwise (bounds: numbers or tensors broadcast against
+    the latent shape); `None`: unchanged. Differentiable inside the range (DGN-AM's clip, also the
+    latent prior of `unifiedviz invert --set prior=NAME`)."""
+    if clip is None:
+        return z
+    lo, hi = (torch.as_tensor(c, dtype=z.dtype, device=z.device) for c in clip)
+    return torch.maximum(torch.minimum(z, hi), lo)
+
+
 @PARAMS.register("generator", help="DGN-AM: the latent code of an image generator (--generator NAME)")
 class GeneratorParam(Param):
     """`image = rescale(generator(z))` with codes `z` of shape `[n, *latent_shape]` as the only free tensor.
@@ -79,8 +89,12 @@ class GeneratorParam(Param):
         return self
 
     def forward(self) -> torch.Tensor:
+        return self.decode(self.z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] of any codes `z` `[M, *latent_shape]` (the gradient-free search decodes candidates)."""
         lo, hi = self.output_range
-        return ((self.generator(self.z) - lo) / (hi - lo)).clamp(0.0, 1.0)
+        return ((self.generator(z) - lo) / (hi - lo)).clamp(0.0, 1.0)
 
     @classmethod
     def from_spec(cls, n: int, spec, *, generator=None, latent_shape=None, snap=None, **options) -> "GeneratorParam":
@@ -110,6 +124,6 @@ class GeneratorParam(Param):
         if self.decay:
             self.z.mul_(1.0 - self.decay)
         if self.clip is not None:
-            self.z.copy_(torch.maximum(torch.minimum(self.z, torch.as_tensor(self.clip[1])), torch.as_tensor(self.clip[0])))
+            self.z.copy_(clip_codes(self.z, self.clip))
         if self.schedule:
             self._before = self.z.detach().clone()
