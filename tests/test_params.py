@@ -13,11 +13,15 @@ import unifiedviz.params as params_package
 from unifiedviz.params import (
     PARAMS,
     FourierParam,
+    CodesParam,
     GeneratorParam,
+    LatentGridParam,
+    LowResParam,
     MacoParam,
     Param,
     PerturbationParam,
     PixelParam,
+    SearchSpace,
     SequenceParam,
     make_param,
     magnitude_from_images,
@@ -26,6 +30,18 @@ from unifiedviz.params import (
 from unifiedviz.params._spectral import amplitude, radial_frequency
 
 IMAGES = torch.rand((3, 3, 12, 10), generator=torch.Generator().manual_seed(123))
+
+
+class TinyDecoder(nn.Module):
+    """latent [N, 4, 2, 2] -> image [N, 3, 6, 5] in (0, 1): the decoder of a toy VQ-VAE."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 3 * 6 * 5)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc(z.flatten(1))).view(-1, 3, 6, 5)
 
 
 class TinyGenerator(nn.Module):
@@ -52,6 +68,11 @@ CASES = {
     "maco-grey": (lambda s: MacoParam(2, 1, (10, 10), seed=s), (2, 1, 10, 10)),
     "sequence": (lambda s: SequenceParam(2, 3, 20, smoothing=0.3, seed=s), (2, 3, 20)),
     "generator": (lambda s: GeneratorParam(TinyGenerator(), 2, 4, seed=s), (2, 3, 6, 5)),
+    # search spaces (gradient-free): indices decoded to images, checked by decoding instead of a gradient
+    "codes": (lambda s: CodesParam(TinyDecoder(), torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), 2,
+                                   (2, 2), seed=s), (2, 3, 6, 5)),
+    "latent-grid": (lambda s: LatentGridParam(GeneratorParam(TinyGenerator(), 2, 4, seed=s), levels=8), (2, 3, 6, 5)),
+    "lowres": (lambda s: LowResParam(2, 3, (8, 10), low=4, seed=s), (2, 3, 8, 10)),
     "perturbation-linf": (
         lambda s: PerturbationParam(IMAGES, eps=0.1, random_start=True, seed=s), (3, 3, 12, 10)),
     "perturbation-l2": (
@@ -68,6 +89,12 @@ def test_contract_shape_range_gradient(name):
     x = param()
     assert tuple(x.shape) == shape
     assert x.min() >= 0 and x.max() <= 1
+    if isinstance(param, SearchSpace):  # searched, not differentiated: any indices decode; assign shows them
+        other = (param.indices + 1) % param.levels
+        assert not torch.equal(param.images(other), x)
+        param.assign(other)
+        assert torch.equal(param(), param.images(other))
+        return
     (x * torch.linspace(-1, 1, x.numel()).view_as(x)).sum().backward()
     trainable = [p for p in param.parameters() if p.requires_grad]
     assert trainable, "nothing to optimise"
@@ -100,6 +127,8 @@ def test_contract_per_image_seeds(name):
 
 
 def _trainable(param: Param) -> list[torch.Tensor]:
+    if isinstance(param, SearchSpace):
+        return [param.indices]
     return [p.detach() for p in param.parameters() if p.requires_grad]
 
 
@@ -117,7 +146,7 @@ def _subclasses(cls: type) -> set[type]:
 
 
 def test_registered_params_build_from_a_spec():
-    assert PARAMS.names() == ["pixel", "fourier", "maco", "sequence", "generator"]
+    assert PARAMS.names() == ["pixel", "fourier", "maco", "sequence", "generator", "codes", "latent-grid", "lowres"]
     assert {name for name, _, _ in FROM_SPEC} == set(PARAMS.names())
 
 
@@ -352,9 +381,13 @@ FROM_SPEC = [
     ("maco", InputSpec(size=(8, 8)), (2, 3, 8, 8)),
     ("sequence", InputSpec(size=(30,), channels=2), (2, 2, 30)),
     ("generator", InputSpec(size=(6, 5)), (2, 3, 6, 5)),
+    ("codes", InputSpec(size=(32, 32)), (2, 3, 32, 32)),  # the built-in CIFAR-10 VQ-VAE by default
+    ("latent-grid", InputSpec(size=(6, 5)), (2, 3, 6, 5)),
+    ("lowres", InputSpec(size=(8, 8)), (2, 3, 8, 8)),
 ]
 # Options a row needs besides the seed (a generator network: any module, or a GENERATORS name).
-FROM_SPEC_OPTIONS = {"generator": dict(generator=TinyGenerator(), latent_shape=4, output_range=(-1.0, 1.0))}
+FROM_SPEC_OPTIONS = {"generator": dict(generator=TinyGenerator(), latent_shape=4, output_range=(-1.0, 1.0)),
+                     "latent-grid": dict(generator=TinyGenerator(), latent_shape=4)}
 
 
 @pytest.mark.parametrize("name,spec,shape", FROM_SPEC)

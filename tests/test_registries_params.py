@@ -13,8 +13,8 @@ from torch import nn
 import unifiedviz as uv
 from unifiedviz import objectives as obj
 from unifiedviz.models import InputSpec, VizModel
-from unifiedviz.optimizers import OPTIMIZERS, Adam, Optimizer, RandomSearch, make_optimizer
-from unifiedviz.params import PARAMS, PixelParam, RowGenerators
+from unifiedviz.optimizers import OPTIMIZERS, Adam, Optimizer, RandomSearch, SearchOptimizer, make_optimizer
+from unifiedviz.params import PARAMS, LowResParam, PixelParam, RowGenerators
 from unifiedviz.transforms import TRANSFORMS, Compose
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,6 +26,10 @@ OPTIMIZER_CASES = {
     "sign-gradient": (0.02, 10),
     "normalized-gradient": (0.5, 10),
     "random-search": (0.3, 30),
+    # search optimisers run on a discrete param (LowResParam) instead of pixels; lr: PROTES's step size
+    "protes": (0.05, 20),
+    "uniform-search": (0.0, 20),
+    "nevergrad": (0.0, 20),  # skipped where nevergrad is not installed (an optional extra)
 }
 
 
@@ -47,9 +51,12 @@ def test_every_optimiser_has_a_contract_row():
 @pytest.mark.parametrize("name", OPTIMIZER_CASES)
 def test_contract_each_optimiser_raises_a_unit(name):
     lr, steps = OPTIMIZER_CASES[name]
+    if name == "nevergrad":
+        pytest.importorskip("nevergrad")
     adapter = uv.Adapter(tiny_cnn())
     objective = obj.unit(adapter, "conv:channel=1")
-    param = PixelParam(3, 3, 8, seed=[1, 2, 3])
+    searching = isinstance(make_optimizer(name, lr), SearchOptimizer)
+    param = LowResParam(3, 3, 8, low=4, seed=[1, 2, 3]) if searching else PixelParam(3, 3, 8, seed=[1, 2, 3])
     with torch.no_grad():
         start = objective(obj.Context(adapter.capture(param(), objective.layers), param()))
     result = uv.render(adapter, objective, param, steps=steps, optimizer=name, lr=lr, transforms="none",

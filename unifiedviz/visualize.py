@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .adapters import Adapter, ResolvedUnit, as_adapter
+from .distributed import Batch, Ranks, render_batches
 from .engine import Result, StepInfo, render
 from .errors import UnifiedVizError
 from .models.spec import device_of
@@ -49,6 +50,7 @@ class Visualization:
     reference_max: torch.Tensor | None = None
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
     final_acts: dict[str, torch.Tensor] = field(default_factory=dict)
+    queries: torch.Tensor | None = None  # model queries per image after each step (history's x axis)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write `grid.png`, `unit_000.png`, ... and `summary.json` into `out_dir`; return its path.
@@ -63,6 +65,18 @@ class Visualization:
         with folder.writing() as tmp:
             write_visualization(self, tmp)
         return folder.out
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the labelled grid (what `grid.png` holds)."""
+        from .report.visualization import grid_png
+
+        return grid_png(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the labelled grid and a table of each image's unit and activation."""
+        from .report.visualization import html
+
+        return html(self)
 
 
 def visualize(
@@ -85,7 +99,9 @@ def visualize(
     snapshot_steps: Sequence[int] = (),
     callback: Callable[[StepInfo], bool | None] | None = None,
     progress: bool = True,
-) -> Visualization:
+    ranks: Ranks | None = None,
+    budget: int | None = None,
+) -> Visualization | None:
     """Render one image per unit (or `per_unit` images each) and return a `Visualization`.
 
     `model` is a source string ("timm:vit_tiny_patch16_224"), a module or an `Adapter`.
@@ -103,6 +119,12 @@ def visualize(
     batch's index (0, 1, ...), `info.step` counts from 1 again in each batch, `info.names`
     are that batch's addresses and `info.images` / `info.scores` its rows. Returning True
     ends the current batch at that step (its images are kept); later batches still run.
+
+    `ranks` (from `unifiedviz.distributed.run_in_processes`): this process renders only its share
+    of the batches; rank 0 returns the whole result, bitwise the one-process one when there are
+    at least as many batches as processes, and the other ranks return None.
+
+    `budget`: model queries per image (the engine's `render(budget=)`; docs/gradient_free.md).
     """
     adapter = as_adapter(model)
     check_seed(seed)
@@ -117,23 +139,34 @@ def visualize(
         batch_size = max(per_unit, batch_size // per_unit * per_unit)  # keep a unit's images together
     names = [r.unit.address() for r in resolved]
     seeds = image_seeds(seed, names)
-    parts: list[Visualization] = []
-    for index, start in enumerate(range(0, len(resolved), batch_size)):
-        chunk = resolved[start : start + batch_size]
-        chunk_seeds = seeds[start : start + batch_size]
+    ranks = ranks or Ranks()
+
+    def render_batch(batch: Batch[ResolvedUnit]) -> Visualization:
+        chunk, where = batch.items, slice(batch.start, batch.start + len(batch.items))
         objective = _objective(chunk, per_unit, diversity, class_score, regularizer)
-        params = make_param(param, len(chunk), adapter.model.spec, seed=chunk_seeds, **(param_options or {}))
+        params = make_param(param, len(chunk), adapter.model.spec, seed=seeds[where], **(param_options or {}))
         part = render(adapter, objective, params, steps=steps, optimizer=optimizer, lr=lr, transforms=transforms,
-                      seed=chunk_seeds, names=names[start : start + batch_size], snapshot_steps=snapshot_steps,
-                      callback=_for_batch(callback, index), progress=progress)
+                      seed=seeds[where], names=names[where], snapshot_steps=snapshot_steps,
+                      callback=_for_batch(callback, batch.index), progress=progress and ranks.main, budget=budget)
         # The engine's last pass already ran the final images without transforms: read the units there.
         activations = torch.cat([read_unit(r, part.final_acts[r.target][i : i + 1]) for i, r in enumerate(chunk)])
-        parts.append(_from_result(part, activations))
+        return _from_result(part, activations)
+
+    # Several processes: each renders its share of the batches; rank 0 gets them all, the others stop here.
+    parts = render_batches(resolved, batch_size, render_batch, ranks=ranks, keep_together=per_unit)
+    if parts is None:
+        return None
     result = _concat(parts)
     if reference is not None:
         result.reference_max = reference_max(adapter, resolved, reference)
     result.metadata.update(param=param, per_unit=per_unit, diversity=diversity, class_score=class_score, seed=seed,
                            seeding="per image: sha256(seed, unit address, copy index)")
+    if ranks.world > 1:
+        result.metadata["processes"] = ranks.world
+    class_names = adapter.model.class_names
+    classes = sorted({r.unit.index for r in resolved if r.unit.kind == "class" and r.unit.index is not None})
+    if class_names and classes:  # the rendered classes' names, for labels (not the whole list: ImageNet has 1000)
+        result.metadata["class_names"] = {str(k): class_names[k] for k in classes if k < len(class_names)}
     return result
 
 
@@ -220,7 +253,7 @@ def _for_batch(callback, index: int):
 def _from_result(part: Result, activations: torch.Tensor) -> Visualization:
     return Visualization(images=part.images, names=part.names, activations=activations, history=part.history,
                          final=part.final, metadata=part.metadata, snapshots=part.snapshots,
-                         final_acts=part.final_acts)
+                         final_acts=part.final_acts, queries=part.queries)
 
 
 def _concat(parts: list[Visualization]) -> Visualization:
@@ -230,6 +263,8 @@ def _concat(parts: list[Visualization]) -> Visualization:
     used = [p.metadata["steps"] for p in parts]
     metadata = {**parts[0].metadata, "steps": max(used), "batches": len(parts),
                 "seconds": round(sum(p.metadata["seconds"] for p in parts), 3)}
+    for key in ("queries_total", "nan_candidates"):  # counts over all batches
+        metadata[key] = sum(p.metadata.get(key, 0) for p in parts)
     metadata.pop("seed", None)  # per batch: the list of its images' seeds
     if len(set(used)) > 1:
         metadata["steps_per_batch"] = used
@@ -243,6 +278,7 @@ def _concat(parts: list[Visualization]) -> Visualization:
         snapshots={s: torch.cat([p.snapshots[s] for p in parts])
                    for s in parts[0].snapshots if all(s in p.snapshots for p in parts)},
         final_acts=_concat_acts(parts),
+        queries=None if parts[0].queries is None else parts[0].queries[:steps],
     )
 
 

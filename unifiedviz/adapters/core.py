@@ -8,8 +8,10 @@ fused-attention switches are always restored, also when the forward pass raises.
 A module called several times per forward (torchvision ResNets reuse one `relu` per block, a
 recurrent or spiking module fires once per time step) gets one layer per call: `layer1.0.relu`
 is the first call, `layer1.0.relu#1` the second; when every call has the same shape, `name#*`
-is all of them summed (spike counts). Names are read and written by `layouts.split_call` /
-`layouts.call_name` only.
+is all of them summed (spike counts) and `name#mean` their mean (rates). A *time-stepped*
+module (a spiking neuron, an RNN cell, anything that fires as often as they do or as the
+model's `num_steps`) is listed as that one layer, not once per step. Names are read and
+written by `layouts.split_call` / `layouts.call_name` / `layouts.aggregate_of` only.
 
 What a unit reads and which addresses are in range is asked of the layout objects
 (`layouts.py`) and the unit-kind registry (`unit_kinds/`), never decided here.
@@ -17,6 +19,7 @@ What a unit reads and which addresses are in range is asked of the layout object
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import fnmatch
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from .layouts import (
     Layout,
     OtherLayout,
     VectorLayout,
+    aggregate_of,
     call_name,
     first_tensor,
     infer_layout,
@@ -51,7 +55,9 @@ LOGITS = "<logits>"
 class LayerInfo:
     """A hookable layer: `shape` is canonical and excludes the batch dimension.
 
-    `calls` > 1 marks an aggregate layer `name#*`: the sum of that many calls of the module.
+    `calls` > 1 marks an aggregate layer: `name#*` the sum of that many calls of the module (a
+    spike count), `name#mean` their mean (a rate); `time_stepped` says the module fires once
+    per time step (listed as one layer by default).
     """
 
     name: str
@@ -59,6 +65,12 @@ class LayerInfo:
     shape: tuple[int, ...]
     layout: Layout
     calls: int = 1
+    time_stepped: bool = False
+
+    @property
+    def reduce(self) -> str | None:
+        """How the calls are combined: "sum" (`#*`), "mean" (`#mean`), None for one call."""
+        return aggregate_of(self.name)
 
     @property
     def module(self) -> str:
@@ -72,7 +84,10 @@ class LayerInfo:
 
     def describe(self) -> str:
         text = self.layout.describe()
-        return f"{text}, {self.calls} calls summed" if self.calls > 1 else text
+        if self.calls == 1:
+            return text
+        what = "time steps" if self.time_stepped else "calls"
+        return f"{text}, mean of {self.calls} {what}" if self.reduce == "mean" else f"{text}, {self.calls} {what} summed"
 
     def where(self) -> str:
         """How messages name this layer: `layer 'conv2' (conv [32, 16, 16])` or `the model output`."""
@@ -114,12 +129,14 @@ class Adapter:
         self._layers: dict[str, LayerInfo] | None = None
 
     # ------------------------------------------------------------------ listing
-    def layers(self, pattern: str | None = None, *, each_call: bool = True) -> list[LayerInfo]:
+    def layers(self, pattern: str | None = None, *, each_call: bool | None = None) -> list[LayerInfo]:
         """Every layer that fires in a forward pass, in execution order; `pattern` is a glob.
 
         A module that fires several times lists each call (`name`, `name#1`, ...) followed by
-        `name#*`, their sum, when the calls agree in shape and layout. `each_call=False` lists
-        such a module once, as `name#*` (its `calls` says how many), in place of its calls.
+        `name#*`, their sum, when the calls agree in shape and layout; a time-stepped module
+        (`LayerInfo.time_stepped`) is listed once, as `name#*` (its `calls` says how many).
+        `each_call=True` lists every call of every module; `False` lists every repeated module
+        once, as `name#*`. (`name#mean`, the mean over calls, is never listed: address it.)
         """
         infos = self._ordered(each_call)
         if pattern:
@@ -132,6 +149,9 @@ class Adapter:
         if name in layers:
             return layers[name]
         module, k = split_call(name)
+        total = layers.get(call_name(module, None))
+        if k is None and total is not None:  # `name#mean`: the sum's layer, divided by its calls
+            return dataclasses.replace(total, name=name)
         if k is None and any(i.module == module for i in layers.values()):
             calls = [i.name for i in layers.values() if i.module == module]
             if len(calls) == 1:
@@ -153,7 +173,7 @@ class Adapter:
         hint = f"closest: {', '.join(close)}" if close else "run `unifiedviz layers MODEL` to list them"
         raise UnifiedVizError(f"unknown layer {name!r}; {hint}")
 
-    def _ordered(self, each_call: bool) -> list[LayerInfo]:
+    def _ordered(self, each_call: bool | None) -> list[LayerInfo]:
         layers = self._probe()
         aggregates = {i.module: i for i in layers.values() if i.calls > 1}
         out: list[LayerInfo] = []
@@ -163,7 +183,7 @@ class Adapter:
             agg = aggregates.get(info.module) if info.name != LOGITS else None
             if agg is None:
                 out.append(info)
-            elif each_call:
+            elif each_call or (each_call is None and not agg.time_stepped):
                 out.append(info)
                 if info.call == agg.calls - 1:
                     out.append(agg)
@@ -215,14 +235,34 @@ class Adapter:
             finally:
                 for h in handles:
                     h.remove()
+        steps = self._time_steps(per_module)
         for name, infos in per_module.items():
             # A module firing several times with one shape and layout (per time step) can be summed.
             if len(infos) > 1 and all(infos) and len({(i.shape, i.layout) for i in infos}) == 1:
                 first = infos[0]
                 agg = call_name(name, None)
-                seen[agg] = LayerInfo(agg, first.module_type, first.shape, first.layout, calls=len(infos))
+                seen[agg] = LayerInfo(agg, first.module_type, first.shape, first.layout, calls=len(infos),
+                                      time_stepped=len(infos) in steps)
         seen[LOGITS] = LayerInfo(LOGITS, "output", tuple(logits.shape[1:]), VectorLayout())
         return seen
+
+    def _time_steps(self, per_module: dict[str, list]) -> set[int]:
+        """The call counts that mean "once per time step": those of spiking neurons (snnTorch), RNN
+        cells and modules marked `time_stepped = True`, and the model's own `num_steps`. Every module
+        firing that often runs inside the time loop (a conv between two spiking layers, too).
+        A ResNet's shared `relu` (2-3 calls) is none of these, so it keeps one layer per call."""
+        steps = set()
+        for name, infos in per_module.items():
+            module = self.modules[name]
+            marked = getattr(module, "time_stepped", None)
+            if marked or (marked is None and (type(module).__module__.startswith("snntorch")
+                                              or isinstance(module, nn.RNNCellBase))):
+                steps.add(len(infos))
+        declared = getattr(self.model.net, "num_steps", None)
+        if isinstance(declared, int):
+            steps.add(declared)
+        steps.discard(1)
+        return steps
 
     # ------------------------------------------------------------------ units
     def resolve(self, unit: Unit | str) -> ResolvedUnit:
@@ -290,15 +330,18 @@ class Adapter:
 
         `live=True` returns the tensors the network itself goes on computing with (canonical
         views, not clones), so `torch.autograd.grad(score, acts[layer])` works; an aggregate
-        `name#*` then comes back as the list of its calls' tensors. Later in-place ops of the
-        network (`ReLU(inplace=True)`) may rewrite live tensors.
+        `name#*` or `name#mean` then comes back as the list of its calls' tensors. Later in-place
+        ops of the network (`ReLU(inplace=True)`) may rewrite live tensors.
         """
         names = self._target_names(targets)
         wanted = [n for n in names if n != LOGITS]
         need_logits = LOGITS in names
-        infos = {n: self.layer(n) for n in wanted}
+        # Every aggregate of a module (`#*`, `#mean`) accumulates once, as the sum `#*`.
+        collect = list(dict.fromkeys(call_name(m, None) if k is None else n for n in wanted
+                                     for m, k in [split_call(n)]))
+        infos = {n: self.layer(n) for n in collect}
         by_module: dict[str, dict[int | None, str]] = {}  # module -> {call (None: all calls): layer}
-        for n in wanted:
+        for n in collect:
             module, k = split_call(n)
             by_module.setdefault(module, {})[k] = n
         store: dict[str, Any] = {}
@@ -359,7 +402,7 @@ class Adapter:
                     store.clear()
                     calls.clear()
                     pending.clear()
-                    pending.update(wanted)
+                    pending.update(collect)
                     running = True
                     try:
                         logits = self.model(x)
@@ -367,12 +410,23 @@ class Adapter:
                         logits = None
                     finally:
                         running = False
-                    out = dict(store)
-                    if need_logits:
-                        out[LOGITS] = logits
-                    missing = set(wanted) - set(out)
+                    missing = set(collect) - set(store)
                     if missing:
                         raise RuntimeError(f"layers {sorted(missing)} did not fire in this forward pass")
+                    out = {}
+                    for n in wanted:
+                        module, k = split_call(n)
+                        if k is None and calls[module] != infos[call_name(module, None)].calls:
+                            raise UnifiedVizError(
+                                f"{module!r} fired {calls[module]} times in this forward pass but "
+                                f"{infos[call_name(module, None)].calls} when the Adapter listed the layers "
+                                "(was num_steps changed?): build a new Adapter for the changed model")
+                        value = store[call_name(module, None) if k is None else n]
+                        if aggregate_of(n) == "mean" and not live:  # a rate: the count over the calls
+                            value = value / calls[module]
+                        out[n] = value
+                    if need_logits:
+                        out[LOGITS] = logits
                     return out
 
                 yield run

@@ -16,9 +16,10 @@ superposition features, adversarial unit ranking) asks the layout, so a reductio
     other      as produced    capturable, but no unit reads it
 
 Call-index names live here too: a module called several times per forward pass has one layer
-per call, `name` (call 0), `name#1`, ..., and `name#*` for every call summed (a recurrent or
-spiking module that fires once per time step). `split_call` / `call_name` are the only
-places that read or write the `#` suffix.
+per call, `name` (call 0), `name#1`, ..., and, when every call has one shape, `name#*` for
+every call summed and `name#mean` for their mean (a recurrent or spiking module that fires
+once per time step: its spike count and its rate). `split_call` / `call_name` /
+`aggregate_of` are the only places that read or write the `#` suffix.
 """
 from __future__ import annotations
 
@@ -36,25 +37,35 @@ if TYPE_CHECKING:
     from ..units import Unit
 
 # ---------------------------------------------------------------- call-index names
-#: The call suffix that names every call of a module, aggregated (`spiking0#*`).
+#: The call suffix that names every call of a module, summed (`spiking0#*`: a spike count).
 AGGREGATE = "*"
+#: The call suffix that names the mean over every call (`spiking0#mean`: a spike rate).
+AGGREGATE_MEAN = "mean"
+#: suffix -> how the calls are reduced
+_AGGREGATES = {AGGREGATE: "sum", AGGREGATE_MEAN: "mean"}
 
 
 def split_call(name: str) -> tuple[str, int | None]:
-    """`"relu#1"` -> `("relu", 1)`; `"relu"` -> `("relu", 0)`; `"relu#*"` -> `("relu", None)` (every call)."""
+    """`"relu#1"` -> `("relu", 1)`; `"relu"` -> `("relu", 0)`; `"relu#*"`, `"relu#mean"` -> `("relu", None)` (every call)."""
     module, sep, suffix = name.rpartition("#")
     if sep and module:
-        if suffix == AGGREGATE:
+        if suffix in _AGGREGATES:
             return module, None
         if suffix.isdigit():
             return module, int(suffix)
     return name, 0
 
 
-def call_name(module: str, k: int | None) -> str:
-    """The layer name of call `k` of `module` (0: the bare name; None: every call, aggregated)."""
+def aggregate_of(name: str) -> str | None:
+    """How a layer name reduces its module's calls: `"sum"` (`#*`), `"mean"` (`#mean`), None (one call)."""
+    module, sep, suffix = name.rpartition("#")
+    return _AGGREGATES.get(suffix) if sep and module else None
+
+
+def call_name(module: str, k: int | None, reduce: str = "sum") -> str:
+    """The layer name of call `k` of `module` (0: the bare name; None: every call, `reduce` "sum" or "mean")."""
     if k is None:
-        return f"{module}#{AGGREGATE}"
+        return f"{module}#{AGGREGATE if reduce == 'sum' else AGGREGATE_MEAN}"
     return module if k == 0 else f"{module}#{k}"
 
 
@@ -494,5 +505,5 @@ def _is_square(n: int) -> bool:
 __all__ = [
     "Layout", "OtherLayout", "ConvLayout", "SequenceLayout", "TokensLayout", "HeadsLayout", "AttentionLayout",
     "VectorLayout", "LAYOUTS", "layout_for", "token_index", "first_tensor", "replace_first_tensor",
-    "infer_layout", "split_call", "call_name", "AGGREGATE",
+    "infer_layout", "split_call", "call_name", "aggregate_of", "AGGREGATE", "AGGREGATE_MEAN",
 ]

@@ -13,6 +13,8 @@ class LayersOptions(ModelOptions):
     filter: str | None = option(None, "only layers whose name matches (substring or glob)", metavar="PATTERN")
     collapse_calls: bool = option(False, "list a module that runs several times per forward pass once, as NAME#* "
                                          "(its calls summed), not once per call")
+    each_call: bool = option(False, "list every call of a time-stepped module (spiking, recurrent) too, not only "
+                                    "NAME#* (its calls summed)")
 
 
 @register("layers")
@@ -23,7 +25,8 @@ class Layers(Command):
     def run(self, opts: LayersOptions) -> int:
         from ..adapters import Adapter
 
-        infos = Adapter(load_model_from(opts)).layers(opts.filter, each_call=not opts.collapse_calls)
+        each_call = False if opts.collapse_calls else (True if opts.each_call else None)
+        infos = Adapter(load_model_from(opts)).layers(opts.filter, each_call=each_call)
         if not infos:
             raise UnifiedVizError(f"no layer matches {opts.filter!r}: try a shorter pattern or no --filter")
         rows = [(i.name, i.module_type, "x".join(map(str, i.shape)), i.describe()) for i in infos]

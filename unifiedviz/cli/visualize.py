@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import UnifiedVizError
 from ..optimizers import OPTIMIZERS
@@ -11,11 +11,14 @@ from ..options import option
 from ..generators import GENERATORS
 from ..params import PARAMS
 from ..transforms import TRANSFORMS
-from .command import Command, ModelOptions, load_model_from, register
+from .command import Command, ModelOptions, ProcessOptions, load_model_from, register
+
+if TYPE_CHECKING:
+    from ..distributed import Ranks
 
 
 @dataclass
-class VisualizeOptions(ModelOptions):
+class VisualizeOptions(ModelOptions, ProcessOptions):
     units: list[str] = option([], "unit addresses, e.g. layer3:channel=0:8 (ranges expand to many units)",
                               positional=True)
     steps: int = option(256, "optimisation steps", minimum=1)
@@ -24,6 +27,8 @@ class VisualizeOptions(ModelOptions):
                                    choices=lambda: GENERATORS.names(), metavar="NAME")
     lr: float = option(0.05, "learning rate, e.g. 0.05 or 1/20")
     optimizer: str = option("adam", "optimiser", choices=lambda: OPTIMIZERS.names())
+    budget: int | None = option(None, "model queries (images evaluated) per image; the run stops there and --steps "
+                                "is ignored (e.g. --optimizer protes --budget 10000)", minimum=1, metavar="QUERIES")
     seed: int = option(0, "random seed; a unit gets the same image alone or in any batch")
     batch_size: int = option(32, "units rendered together", minimum=1)
     per_unit: int = option(1, "images per unit", minimum=1)
@@ -44,8 +49,10 @@ class VisualizeOptions(ModelOptions):
         super().check()
         if not self.units:
             raise UnifiedVizError("give MODEL and UNITS (or a --config with 'model' and 'units')")
-        if (self.param == "generator") != (self.generator is not None):
-            raise UnifiedVizError("--generator NAME goes with --param generator (and --param generator needs it)")
+        if self.param in ("generator", "latent-grid") and self.generator is None:
+            raise UnifiedVizError(f"--param {self.param} needs --generator NAME (e.g. builtin:digits-gen)")
+        if self.generator is not None and self.param not in ("generator", "latent-grid", "codes"):
+            raise UnifiedVizError("--generator NAME goes with --param generator, latent-grid or codes")
         if self.lr <= 0:
             raise UnifiedVizError(f"lr must be > 0, got {self.lr}")
 
@@ -64,29 +71,42 @@ class Visualize(Command):
             return self._run(opts)
 
     def _run(self, opts: VisualizeOptions) -> int:
-        from ..inputs import load_inputs
-        from ..objectives import total_variation
+        from ..distributed import run_in_processes
         from ..report.run_folder import claim
         from ..report.visualization import write_visualization
-        from ..visualize import visualize
 
         folder = claim(opts.out, "visualize")  # before any work: a foreign folder is refused now
-        model = load_model_from(opts)
-        reference = load_inputs(opts.reference, model.spec).images if opts.reference else None
-        result = visualize(
-            model, opts.units, steps=opts.steps, param=opts.param, lr=opts.lr, optimizer=opts.optimizer,
-            transforms=opts.transforms, seed=opts.seed, batch_size=opts.batch_size, per_unit=opts.per_unit,
-            diversity=opts.diversity, class_score=opts.class_score,
-            regularizer=opts.tv * total_variation() if opts.tv else None, reference=reference,
-            snapshot_steps=opts.snapshots, progress=not opts.quiet,
-            param_options={"generator": opts.generator} if opts.generator else None,
-        )
+        opts.share_cores()
+        # Rank 0 is this process: it gets every image back and alone writes.
+        model, result = run_in_processes(opts.processes, _render, opts, device=opts.device)
         with folder.writing() as tmp:
             write_visualization(result, tmp)
         for name, line in zip(result.names, _unit_lines(model, result, opts.class_score)):
             print(f"{name}\t{line}")
         print(f"wrote {len(result.names)} images, grid.png and summary.json to {opts.out}")
         return 0
+
+
+def _render(ranks: Ranks, opts: VisualizeOptions):
+    """In every process: load the model onto this rank's device and render this rank's batches;
+    (model, the whole result) on rank 0, (model, None) elsewhere."""
+    from ..inputs import load_inputs
+    from ..objectives import total_variation
+    from ..unit_kinds.latent import dictionary_in_use
+    from ..visualize import visualize
+
+    model = load_model_from(opts).to(ranks.device)
+    reference = load_inputs(opts.reference, model.spec).images if opts.reference and ranks.main else None
+    with dictionary_in_use(opts.dictionary):  # spawned processes did not pass through Visualize.run
+        result = visualize(
+            model, opts.units, steps=opts.steps, param=opts.param, lr=opts.lr, optimizer=opts.optimizer,
+            transforms=opts.transforms, seed=opts.seed, batch_size=opts.batch_size, per_unit=opts.per_unit,
+            diversity=opts.diversity, class_score=opts.class_score,
+            regularizer=opts.tv * total_variation() if opts.tv else None, reference=reference,
+            snapshot_steps=opts.snapshots, progress=not opts.quiet, ranks=ranks, budget=opts.budget,
+            param_options={"generator": opts.generator} if opts.generator else None,
+        )
+    return model, result
 
 
 def _unit_lines(model, result, class_score: str) -> list[str]:

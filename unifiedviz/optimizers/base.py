@@ -1,4 +1,21 @@
-"""The `Optimizer` interface and the `OPTIMIZERS` registry."""
+"""The `Optimizer` interface, its gradient-free `SearchOptimizer` form, and the `OPTIMIZERS` registry.
+
+Two contracts, one engine loop (`unifiedviz.engine.render`):
+
+- `Optimizer` (gradient-based, or the (1+1)-ES): `setup(params, steps, generator)` once, then
+  `step(evaluate)`: `evaluate()` runs the model on the param's current images and returns
+  scores `[N]` (higher is better); the optimiser changes the param's tensors in place.
+- `SearchOptimizer` (PROTES, uniform search, nevergrad): searches a param's discrete space
+  (`unifiedviz.params.space.SearchSpace`: per image, `dims` coordinates of `levels` values
+  each). `setup_space(space, generator, budget)` once; each `step(score)` proposes `candidates`
+  multi-indices per image and calls `score(indices [N, k, dims]) -> [N, k]` once: the engine
+  decodes all N*k images and runs them in one batched forward. The base class keeps each
+  image's best (`best_indices`, `best_scores`); the engine shows it through the param.
+
+A step's cost in model queries per image is `queries_per_step()` (1 for gradient steps, k for a
+search step): the engine's `budget` counts these. NaN scores reach a `SearchOptimizer` as -inf
+(the engine counts them), so they rank last.
+"""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -6,9 +23,12 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..params.seeding import RowGenerators
 from ..registry import Registry
 
 Evaluate = Callable[[], torch.Tensor]
+#: `score(indices [N, k, dims]) -> scores [N, k]`: k candidates per image, one batched forward.
+Score = Callable[[torch.Tensor], torch.Tensor]
 
 #: name -> factory `lr -> Optimizer` (a class whose first argument is the step size, or a function).
 OPTIMIZERS: Registry[Callable[[float], "Optimizer"]] = Registry("optimiser", modules=["unifiedviz.optimizers"])
@@ -28,6 +48,60 @@ class Optimizer:
 
     def step(self, evaluate: Evaluate) -> torch.Tensor:
         raise NotImplementedError
+
+    def queries_per_step(self) -> int:
+        """Model queries per image that the next `step` costs (what a budget counts)."""
+        return 1
+
+
+class SearchOptimizer(Optimizer):
+    """Gradient-free search over a discrete space: `propose` candidates, the engine scores them, `update`.
+
+    Subclasses set `candidates` (k, proposals per image per step) and implement `propose()`
+    -> `[N, k, dims]` long and, if they learn, `update(indices, scores)`. `generator` is a
+    `torch.Generator` or a `RowGenerators` (then image i's proposals come from stream i only,
+    so they do not depend on the batch); draw with `self.rand` / `self.randint`.
+    """
+
+    needs_grad = False
+    candidates = 1
+
+    def setup_space(self, space, generator, budget: int) -> None:
+        """Once per run: `space` (a `SearchSpace`), the random source, the queries allowed per image."""
+        self.n, self.dims, self.levels = space.n, space.dims, space.levels
+        self.generator = generator
+        self.best_indices = space.indices.detach().clone().long().cpu()
+        self.best_scores = torch.full((self.n,), -float("inf"))
+
+    def queries_per_step(self) -> int:
+        return self.candidates
+
+    def propose(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update(self, indices: torch.Tensor, scores: torch.Tensor) -> None:
+        """Learn from a step's candidates `[N, k, dims]` and their scores `[N, k]` (NaN already -inf)."""
+
+    def step(self, score: Score) -> torch.Tensor:
+        indices = self.propose()
+        scores = score(indices).detach().float().cpu()
+        top = scores.argmax(1)
+        rows = torch.arange(self.n)
+        better = scores[rows, top] > self.best_scores
+        self.best_indices[better] = indices[rows, top][better]
+        self.best_scores = torch.where(better, scores[rows, top], self.best_scores)
+        self.update(indices, scores)
+        return self.best_scores.clone()
+
+    def rand(self, shape: Sequence[int]) -> torch.Tensor:
+        """Uniform [0, 1) of `shape` = (N, ...), row i from image i's stream under per-image seeds."""
+        g = self.generator
+        return g.rand(shape) if isinstance(g, RowGenerators) else torch.rand(tuple(shape), generator=g)
+
+    def randint(self, high: int, shape: Sequence[int]) -> torch.Tensor:
+        g = self.generator
+        return g.randint(0, high, shape) if isinstance(g, RowGenerators) else torch.randint(0, high, tuple(shape),
+                                                                                              generator=g)
 
 
 def make_optimizer(spec: str | Optimizer, lr: float) -> Optimizer:

@@ -47,6 +47,9 @@ class RandomSearch(Optimizer):
             self.sigma = self.sigma * torch.where(better, math.exp(0.8), math.exp(-0.2))
             return self.best.clone()
 
+    def queries_per_step(self) -> int:
+        return 2 if getattr(self, "best", None) is None else 1  # the first step also scores the start
+
     def _noise(self, p: torch.Tensor) -> torch.Tensor:
         g = self.generator
         if isinstance(g, RowGenerators):

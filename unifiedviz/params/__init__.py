@@ -9,6 +9,10 @@ from .fourier import FourierParam
 from .maco import MacoParam, magnitude_from_images
 from .sequence import SequenceParam, smoothness_penalty
 from .generator import GeneratorParam
+from .codes import CodesParam
+from .latent_grid import LatentGridParam
+from .lowres import LowResParam
+from .space import SearchSpace, search_space
 from .perturbation import PerturbationParam
 from .colour import decorrelated_to_rgb, rgb_to_decorrelated
 from .factory import make_param
@@ -21,6 +25,11 @@ __all__ = [
     "MacoParam",
     "magnitude_from_images",
     "GeneratorParam",
+    "CodesParam",
+    "LatentGridParam",
+    "LowResParam",
+    "SearchSpace",
+    "search_space",
     "PerturbationParam",
     "SequenceParam",
     "smoothness_penalty",

@@ -19,7 +19,7 @@ def save_best_so_far(result: "Visualization", path: str | Path) -> None:
     queries = result.queries[: best.shape[0]].tolist()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for i, name in enumerate(result.names):
-        ax.plot(queries, best[:, i].tolist(), label=name, linewidth=1)
+        ax.plot(queries, best[:, i].tolist(), label=name, linewidth=1, drawstyle="steps-post")
     ax.set_xlabel("model queries per image")
     ax.set_ylabel("best objective so far")
     ax.set_title(f"{result.metadata.get('optimizer', '')}, budget {result.metadata.get('budget')}")

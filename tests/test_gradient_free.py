@@ -1,0 +1,172 @@
+"""Gradient-free AM (issue 10): PROTES, search spaces, the query budget, NaN ranking, the CLI."""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+import unifiedviz as uv
+from unifiedviz import objectives as obj
+from unifiedviz.cli import main
+from unifiedviz.errors import UnifiedVizError
+from unifiedviz.models import InputSpec, VizModel
+from unifiedviz.optimizers import NevergradPortfolio, Protes, UniformSearch
+from unifiedviz.params import LowResParam, PixelParam
+from unifiedviz.params.seeding import RowGenerators
+from unifiedviz.visualize import visualize
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def space(n: int, dims: int, levels: int):
+    return SimpleNamespace(n=n, dims=dims, levels=levels, indices=torch.zeros(n, dims, dtype=torch.long))
+
+
+def search(opt, n, dims, levels, f, budget, seeds):
+    """Run `opt` on `f(indices [N, k, d]) -> [N, k]` until `budget` queries per image (as the engine does)."""
+    opt.setup_space(space(n, dims, levels), RowGenerators(seeds), budget)
+    used = 0
+    while used + opt.queries_per_step() <= budget:
+        opt.step(f)
+        used += opt.queries_per_step()
+    return opt.best_indices
+
+
+def test_protes_samples_follow_its_tensor_train():
+    # p(i) = |1^T G1[i1] G2[i2] G3[i3] 1| / sum: checked against a hand contraction, and the sampler against p.
+    opt = Protes(rank=2)
+    opt.setup_space(space(1, 3, 4), torch.Generator().manual_seed(0), 100)
+    cores = opt.cores.detach()[0]
+    every = torch.tensor(list(itertools.product(range(4), repeat=3)))
+    by_hand = torch.stack([(torch.ones(2) @ cores[0][:, i] @ cores[1][:, j] @ cores[2][:, k]).sum().abs()
+                           for i, j, k in every.tolist()])
+    by_hand = by_hand / by_hand.sum()
+    _, logp = opt._walk(opt.cores.detach(), every.unsqueeze(0), None)
+    assert torch.allclose(logp.exp()[0], by_hand, atol=1e-6)
+    drawn, _ = opt._walk(opt.cores.detach(), None, opt.rand((1, 8000, 3)))
+    freq = torch.bincount((drawn[0] * torch.tensor([16, 4, 1])).sum(1), minlength=64).float() / 8000
+    assert (freq - by_hand).abs().max() < 0.015  # ~3 standard errors at the largest p
+
+
+def test_protes_finds_the_argmax_where_random_search_does_not():
+    # A sum of per-position scores with a unique optimum: 6 positions x 16 values (16.8M multi-indices);
+    # the full 64 x 512 case is in bench/gradient_free.py --synthetic (docs/gradient_free.md).
+    d, n, budget = 6, 16, 3000
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, n, (d,), generator=g)
+    table = torch.rand(d, n, generator=g) * 0.5
+    table[torch.arange(d), target] = 1.0
+    def f(idx):
+        return table[torch.arange(d), idx].sum(-1)
+
+    seeds = [1, 2, 3, 4, 5]  # five independent searches side by side
+    found = search(Protes(), 5, d, n, f, budget, seeds)
+    assert (found == target).all(), found
+    baseline = search(UniformSearch(), 5, d, n, f, budget, seeds)
+    assert not (baseline == target).all(1).any()
+
+
+class Brightness(nn.Module):
+    """Class 0's logit is the image's mean brightness (NaN above 0.6); counts the NaNs it returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nans = 0
+
+    def forward(self, x):
+        s = x.mean((1, 2, 3))
+        out = torch.where(s > 0.6, torch.full_like(s, float("nan")), s)
+        self.nans += int(torch.isnan(out).sum())
+        return torch.stack([out, -out], 1)
+
+
+def test_nan_candidates_rank_last_and_are_counted():
+    net = Brightness()
+    model = VizModel(net, InputSpec((8, 8), 1)).eval()
+    result = visualize(model, "class=0", param="lowres", param_options={"low": 2, "levels": 8},
+                       optimizer="uniform-search", budget=200, transforms="none", progress=False)
+    assert net.nans > 0 and result.metadata["nan_candidates"] == net.nans  # the final image scores no NaN
+    assert 0.5 < float(result.activations[0]) <= 0.6  # the best finite candidate won, never a NaN one
+
+
+def tiny_cnn() -> VizModel:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    return VizModel(net, InputSpec((8, 8), 3)).eval()
+
+
+def test_budget_counts_queries_and_stops():
+    adapter = uv.Adapter(tiny_cnn())
+    objective = obj.unit(adapter, "0:channel=1")
+    param = LowResParam(2, 3, 8, low=4, seed=[1, 2])
+    result = uv.render(adapter, objective, param, optimizer="protes", budget=95, transforms="none", seed=[1, 2],
+                       progress=False)
+    assert result.metadata["queries"] == 90 and result.metadata["queries_total"] == 180  # 9 steps of k = 10
+    assert result.queries.tolist() == list(range(10, 91, 10))
+    assert (result.history.diff(dim=0) >= 0).all()  # best so far never falls
+
+
+def test_search_is_seeded_and_does_not_depend_on_the_batch():
+    adapter = uv.Adapter(tiny_cnn())
+    seeds = [7, 8, 9]
+
+    def run(rows):
+        objective = obj.OnePerImage([obj.unit(adapter, f"0:channel={i}", batch=k) for k, i in enumerate(rows)])
+        param = LowResParam(len(rows), 3, 8, low=4, seed=[seeds[i] for i in rows])
+        return uv.render(adapter, objective, param, optimizer="protes", budget=60, transforms="standard",
+                         seed=[seeds[i] for i in rows], progress=False).images
+
+    alone, batch = run([1]), run([0, 1, 2])
+    assert torch.equal(alone[0], batch[1]) or (alone[0] - batch[1]).abs().max() < 1e-6
+    assert torch.equal(run([0, 1, 2]), batch)
+    assert not torch.equal(alone[0], batch[2])
+
+
+def test_refusals_are_one_line():
+    adapter = uv.Adapter(tiny_cnn())
+    objective = obj.unit(adapter, "0:channel=1")
+    with pytest.raises(UnifiedVizError, match="budget 5 is smaller than one step's queries.*--budget 10"):
+        uv.render(adapter, objective, LowResParam(1, 3, 8), optimizer="protes", budget=5, progress=False)
+    with pytest.raises(UnifiedVizError, match="no discrete search space"):
+        uv.render(adapter, objective, PixelParam(1, 3, 8), optimizer="protes", progress=False)
+    with pytest.raises(UnifiedVizError, match="searched, not differentiated"):
+        uv.render(adapter, objective, LowResParam(1, 3, 8), optimizer="adam", progress=False)
+
+
+def test_nevergrad_missing_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nevergrad", None)  # import nevergrad now raises ImportError
+    adapter = uv.Adapter(tiny_cnn())
+    with pytest.raises(UnifiedVizError, match="pip install nevergrad"):
+        uv.render(adapter, obj.unit(adapter, "0:channel=1"), LowResParam(1, 3, 8), optimizer=NevergradPortfolio(),
+                  budget=20, progress=False)
+
+
+def test_protes_through_the_digits_generator_classifies_as_its_class():
+    # Must-show (b) at a smaller budget: --param generator searched on a grid of its latent.
+    result = visualize("builtin:digits-cnn", "class=0:10", optimizer="protes", budget=100, param="generator",
+                       param_options={"generator": "builtin:digits-gen"}, transforms="none", progress=False)
+    logits = next(iter(result.final_acts.values()))
+    assert int((logits.argmax(1) == torch.arange(10)).sum()) >= 8
+    assert result.metadata["queries"] == 100
+
+
+def test_cli_budget_writes_curve_and_queries(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["visualize", "builtin:digits-cnn", "class=0:2", "--optimizer", "protes", "--budget", "40",
+                 "--param", "lowres", "--transforms", "none", "--out", str(out), "--quiet", "--threads", "1"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metadata"]["queries"] == 40 and summary["metadata"]["queries_total"] == 80
+    assert summary["metadata"]["nan_candidates"] == 0
+    assert (out / "best_so_far.png").stat().st_size > 1000
+    capsys.readouterr()
+    code = main(["visualize", "builtin:digits-cnn", "class=0", "--optimizer", "protes", "--budget", "3",
+                 "--param", "lowres", "--out", str(tmp_path / "refused"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "budget 3 is smaller" in err and len(err.splitlines()) == 1

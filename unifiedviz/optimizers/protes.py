@@ -1,0 +1,91 @@
+"""PROTES (Batsheva et al. 2023, "PROTES: probabilistic optimization with tensor sampling") in torch.
+
+Per image, a distribution over the `dims`-dimensional grid of `levels` values is held as a
+tensor train (TT) of rank r: p(i) proportional to |G_1[i_1] G_2[i_2] ... G_d[i_d]| (boundary
+vectors of ones). Each step draws k multi-indices from it, one coordinate at a time from the
+exact conditionals (right "interface" vectors make them cheap), the engine scores them in
+one batched forward, and Adam takes one step up the mean log-likelihood of the k_top best,
+so the distribution moves towards them. The cores start uniform in [0, 1), as in the paper.
+
+Written from the paper and the authors' reference code (anabatsh/PROTES, used by MANGO); the
+defaults are MANGO's: k = 10, k_top = 1, lr = 0.05, rank 5. All N images of a batch run
+side by side (cores `[N, d, r, levels, r]`); with per-image seeds each image's cores and draws
+come from its own stream and Adam acts elementwise, so an image's search does not depend on
+its batch neighbours.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import UnifiedVizError
+from .base import OPTIMIZERS, SearchOptimizer
+
+
+@OPTIMIZERS.register("protes", help="PROTES: k=10 samples/step from a rank-5 tensor-train distribution "
+                                     "moved (Adam, lr) towards the best; needs a discrete param")
+class Protes(SearchOptimizer):
+    def __init__(self, lr: float = 0.05, candidates: int = 10, top: int = 1, rank: int = 5) -> None:
+        if not 1 <= top <= candidates:
+            raise UnifiedVizError(f"PROTES needs 1 <= top <= candidates, got top={top}, candidates={candidates}")
+        if rank < 1 or lr <= 0:
+            raise UnifiedVizError(f"PROTES needs rank >= 1 and lr > 0, got rank={rank}, lr={lr}")
+        self.lr, self.candidates, self.top, self.rank = lr, candidates, top, rank
+
+    def setup_space(self, space, generator, budget: int) -> None:
+        super().setup_space(space, generator, budget)
+        r = self.rank
+        self.cores = self.rand((self.n, self.dims, r, self.levels, r)).requires_grad_()
+        self.adam = torch.optim.Adam([self.cores], lr=self.lr, fused=True)  # one kernel: ~25% faster on CPU
+
+    def _marginals(self, cores: torch.Tensor) -> torch.Tensor:
+        """`[N, d, r, levels]`: core j contracted on the right with cores j+1..d-1 summed over their index
+        (times the right boundary of ones), normalised; p(i_j | i_<j) is q . marginal[j] up to a constant."""
+        sums = cores.sum(3).unbind(1)  # d x [N, r, r]; unbind: one gradient copy, not one per dim
+        z = cores.new_ones(self.n, self.rank)
+        right = [z]
+        for j in range(self.dims - 1, 0, -1):
+            z = torch.einsum("nrq,nq->nr", sums[j], z)
+            z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-30)
+            right.append(z)
+        return torch.einsum("ndriq,ndq->ndri", cores, torch.stack(right[::-1], 1))
+
+    def _walk(self, cores: torch.Tensor, given: torch.Tensor | None, uniform: torch.Tensor | None):
+        """Go through the dims left to right: sample (given None) or score `given` `[N, k, d]`.
+
+        Returns (indices `[N, k, d]`, log-probabilities `[N, k]`).
+        """
+        marginals = self._marginals(cores).unbind(1)
+        per_dim = cores.unbind(1)
+        k = given.shape[1] if given is not None else uniform.shape[1]
+        rows = torch.arange(self.n).view(-1, 1)
+        q = cores.new_ones(self.n, k, self.rank)
+        logp = cores.new_zeros(self.n, k)
+        chosen = []
+        for j in range(self.dims):
+            p = torch.einsum("nkr,nri->nki", q, marginals[j]).abs()
+            p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
+            if given is None:
+                cdf = p.cumsum(-1)
+                i = (cdf < uniform[:, :, j : j + 1] * cdf[..., -1:]).sum(-1).clamp(max=self.levels - 1)
+            else:
+                i = given[:, :, j]
+            chosen.append(i)
+            logp = logp + p.gather(2, i.unsqueeze(-1)).squeeze(-1).clamp_min(1e-30).log()
+            picked = per_dim[j].permute(0, 2, 1, 3)[rows, i]  # [N, k, r, r]
+            q = torch.einsum("nkr,nkrq->nkq", q, picked)
+            q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+        return torch.stack(chosen, -1), logp
+
+    def propose(self) -> torch.Tensor:
+        with torch.no_grad():
+            uniform = self.rand((self.n, self.candidates, self.dims))
+            return self._walk(self.cores.detach(), None, uniform)[0]
+
+    def update(self, indices: torch.Tensor, scores: torch.Tensor) -> None:
+        best = scores.argsort(dim=1, descending=True, stable=True)[:, : self.top]  # NaN arrived as -inf: never here first
+        top = indices.gather(1, best.unsqueeze(-1).expand(-1, -1, self.dims))
+        with torch.enable_grad():
+            self.adam.zero_grad(set_to_none=True)
+            _, logp = self._walk(self.cores, top, None)
+            (-logp.mean(1).sum()).backward()  # images are independent: the sum keeps each one's gradient
+            self.adam.step()
