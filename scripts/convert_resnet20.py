@@ -10,8 +10,6 @@ predictions on the scikit-image pictures that show a CIFAR-10 class (and on two 
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -21,6 +19,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts._checkpoint import read_checkpoint  # noqa: E402
 
 from unifiedviz.models.builtin._weights import save_builtin_weights  # noqa: E402
 from unifiedviz.models.builtin.cifar_resnet import CIFAR10_CLASSES, CIFAR10_SPEC, cifar_resnet_net  # noqa: E402
@@ -51,16 +51,8 @@ def photo(name: str, size: int = 32) -> torch.Tensor:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--src", default=str(ROOT.parent / "shared/models/cifar10_resnet20.th"))
-    ap.add_argument("--out", default=str(ROOT / "unifiedviz/models/builtin/weights"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    args, ckpt = read_checkpoint(argv, "cifar10_resnet20.th", "unifiedviz/models/builtin/weights", SHA256)
     src = Path(args.src)
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    if digest != SHA256:
-        raise SystemExit(f"{src}: sha256 {digest} is not the expected {SHA256}")
-    ckpt = torch.load(src, weights_only=True, map_location="cpu")
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
     net = cifar_resnet_net(20).eval()
     missing, unexpected = net.load_state_dict(state, strict=False)

@@ -10,8 +10,6 @@ scikit-image's `chelsea` at 128 steps, and writes
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +19,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts._checkpoint import read_checkpoint  # noqa: E402
+
 from unifiedviz.models.builtin._weights import save_builtin_weights  # noqa: E402
 from unifiedviz.models.builtin.cifar_snn import NAME, SNN_SPEC, SpikingCifarCNN  # noqa: E402
 from unifiedviz.models.spec import VizModel  # noqa: E402
@@ -29,16 +29,7 @@ SHA256 = "0931bb64a7206ce59c6477021d9cb0bd058e5504a1f9762ce330d653b2f6c0fd"
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--src", default=str(ROOT.parent / "shared/models/mango_snn_cifar10.pt"))
-    ap.add_argument("--out", default=str(ROOT / "unifiedviz/models/builtin/weights"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    src = Path(args.src)
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    if digest != SHA256:
-        raise SystemExit(f"{src}: sha256 {digest} is not the expected {SHA256}")
-    state = torch.load(src, weights_only=True, map_location="cpu")
+    args, state = read_checkpoint(argv, "mango_snn_cifar10.pt", "unifiedviz/models/builtin/weights", SHA256)
     net = SpikingCifarCNN().eval()
     expected = net.state_dict()
     for key in [k for k in expected if k.endswith(("beta", "threshold", "reset_mechanism_val", "graded_spikes_factor"))]:

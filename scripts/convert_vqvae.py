@@ -10,8 +10,6 @@ with `LICENSE.mango` beside it.
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -22,6 +20,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts._checkpoint import read_checkpoint  # noqa: E402
+
 from unifiedviz.generators.photos import photo_crops  # noqa: E402
 from unifiedviz.generators.vqvae import VQVAE  # noqa: E402
 
@@ -29,16 +29,8 @@ SHA256 = "339808c6f0ec73496146689cb5dc683db88edd68ee669d421fb464743ef04ad5"
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--src", default=str(ROOT.parent / "shared/models/mango_vqvae_cifar10.pt"))
-    ap.add_argument("--out", default=str(ROOT / "unifiedviz/generators/weights"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    args, state = read_checkpoint(argv, "mango_vqvae_cifar10.pt", "unifiedviz/generators/weights", SHA256)
     src = Path(args.src)
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    if digest != SHA256:
-        raise SystemExit(f"{src}: sha256 {digest} is not the expected {SHA256}")
-    state = torch.load(src, weights_only=True, map_location="cpu")
     state = {k: v for k, v in state.items() if not k.startswith("_vq_vae._ema")}
     model = VQVAE().eval()
     model.load_state_dict(state, strict=True)
