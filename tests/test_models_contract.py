@@ -73,7 +73,7 @@ def test_contract_overrides_a_string_source_and_keeps_the_rest():
     assert model.spec == InputSpec((32, 32), 1, (0.5,), (0.5,))  # size and channels from the builtin
     assert model.source == "builtin:digits-cnn" and not model.training
     with pytest.warns(UserWarning, match="ships no weights"):
-        resized = load_model("builtin:cifar_resnet20", input_size=40)
+        resized = load_model("builtin:cifar_resnet32", input_size=40)
     assert resized.spec.size == (40, 40) and resized.spec.mean == (0.485, 0.456, 0.406)
 
 
