@@ -18,6 +18,7 @@ from unifiedviz.models import InputSpec, VizModel
 from unifiedviz.optimizers import NevergradPortfolio, Protes, UniformSearch
 from unifiedviz.params import LowResParam, PixelParam
 from unifiedviz.params.seeding import RowGenerators
+from unifiedviz.transforms import rand
 from unifiedviz.visualize import visualize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,7 +49,7 @@ def test_protes_samples_follow_its_tensor_train():
     by_hand = by_hand / by_hand.sum()
     _, logp = opt._walk(opt.cores.detach(), every.unsqueeze(0), None)
     assert torch.allclose(logp.exp()[0], by_hand, atol=1e-6)
-    drawn, _ = opt._walk(opt.cores.detach(), None, opt.rand((1, 8000, 3)))
+    drawn, _ = opt._walk(opt.cores.detach(), None, rand((1, 8000, 3), opt.generator))
     freq = torch.bincount((drawn[0] * torch.tensor([16, 4, 1])).sum(1), minlength=64).float() / 8000
     assert (freq - by_hand).abs().max() < 0.015  # ~3 standard errors at the largest p
 

@@ -23,7 +23,6 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..params.seeding import RowGenerators
 from ..registry import Registry
 
 Evaluate = Callable[[], torch.Tensor]
@@ -60,7 +59,7 @@ class SearchOptimizer(Optimizer):
     Subclasses set `candidates` (k, proposals per image per step) and implement `propose()`
     -> `[N, k, dims]` long and, if they learn, `update(indices, scores)`. `generator` is a
     `torch.Generator` or a `RowGenerators` (then image i's proposals come from stream i only,
-    so they do not depend on the batch); draw with `self.rand` / `self.randint`.
+    so they do not depend on the batch); draw with `unifiedviz.transforms.rand` / `randint`.
     """
 
     needs_grad = False
@@ -92,16 +91,6 @@ class SearchOptimizer(Optimizer):
         self.best_scores = torch.where(better, scores[rows, top], self.best_scores)
         self.update(indices, scores)
         return self.best_scores.clone()
-
-    def rand(self, shape: Sequence[int]) -> torch.Tensor:
-        """Uniform [0, 1) of `shape` = (N, ...), row i from image i's stream under per-image seeds."""
-        g = self.generator
-        return g.rand(shape) if isinstance(g, RowGenerators) else torch.rand(tuple(shape), generator=g)
-
-    def randint(self, high: int, shape: Sequence[int]) -> torch.Tensor:
-        g = self.generator
-        return g.randint(0, high, shape) if isinstance(g, RowGenerators) else torch.randint(0, high, tuple(shape),
-                                                                                              generator=g)
 
 
 def make_optimizer(spec: str | Optimizer, lr: float) -> Optimizer:

@@ -10,6 +10,7 @@ import math
 import torch
 
 from ..errors import UnifiedVizError
+from ..transforms import randint
 from .base import OPTIMIZERS, SearchOptimizer
 
 
@@ -34,7 +35,7 @@ class NevergradPortfolio(SearchOptimizer):
         except ImportError:
             raise UnifiedVizError("the nevergrad optimiser needs the nevergrad package: pip install nevergrad") from None
         super().setup_space(space, generator, budget)
-        seeds = self.randint(2**31 - 1, (self.n, 1)).view(-1).tolist()
+        seeds = randint(0, 2**31 - 1, (self.n, 1), self.generator).view(-1).tolist()
         self.searches = []
         for seed in seeds:
             box = ng.p.Array(shape=(self.dims,), lower=0, upper=self.levels - 1).set_integer_casting()

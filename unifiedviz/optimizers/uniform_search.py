@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..transforms import randint
 from .base import OPTIMIZERS, SearchOptimizer
 
 
@@ -19,4 +20,4 @@ class UniformSearch(SearchOptimizer):
         self.candidates = candidates
 
     def propose(self) -> torch.Tensor:
-        return self.randint(self.levels, (self.n, self.candidates, self.dims))
+        return randint(0, self.levels, (self.n, self.candidates, self.dims), self.generator)
