@@ -30,8 +30,7 @@ class LatentGridParam(SearchSpace, Param):
                   for b, c in ((lo, clip[0]), (hi, clip[1]))]
         self.register_buffer("lo", torch.broadcast_to(bounds[0], shape).reshape(-1).clone())
         self.register_buffer("hi", torch.broadcast_to(bounds[1], shape).reshape(-1).clone())
-        self.n, self.dims, self.levels = inner.z.shape[0], self.lo.numel(), levels
-        self._start(self.n, self.dims, levels, 0)
+        self._start(inner.z.shape[0], self.lo.numel(), levels, 0)
         with torch.no_grad():
             nearest = ((inner.z.flatten(1) - self.lo) / (self.hi - self.lo) * (levels - 1)).round()
             self.assign(nearest.clamp(0, levels - 1).long())
