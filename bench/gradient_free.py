@@ -12,7 +12,9 @@ continuous latent snapped to the codebook (`generator` param, snap=True), and ne
 Portfolio over the code grid (when nevergrad is installed: `pip install nevergrad`). Each method
 runs once per unit set at the largest budget; the value at a smaller budget is that run's best
 so far when it had spent that many queries (nevergrad's Portfolio is told the largest budget,
-which can change its early moves). No transforms; the objective is the class logit.
+which can change its early moves). No transforms; the objective is the class log-probability
+(`--score logprob`, the default: MANGO maximises the softmax probability, and a search only ranks
+its candidates, so log or not is the same search) or the class logit (`--score logit`).
 Reference: gradient-based DGN-AM through the same decoder (`generator` param, Adam, the
 generator's recipe, standard transforms, `--dgn-steps` steps); the table gives each method's
 logit as a fraction of DGN-AM's for the same class (mean over classes). Queries per second
@@ -70,7 +72,7 @@ def class_values(adapter: Adapter, images: torch.Tensor, classes: list[int]) -> 
 
 
 def run_methods(adapter: Adapter, units: list[str], budgets: list[int], methods: list[str], *, seed: int = 0,
-                progress: bool = True) -> dict[str, dict]:
+                progress: bool = True, score: str = "logprob") -> dict[str, dict]:
     """Each method once at max(budgets); per budget its best images' logit/probability; queries/s.
 
     Returns {method: {"logit": {budget: [N]}, "prob": {budget: [N]}, "qps": float, "batch": int, "seconds": float}}.
@@ -84,7 +86,7 @@ def run_methods(adapter: Adapter, units: list[str], budgets: list[int], methods:
         param_name, options, lr = METHODS[method]
         opt = make_optimizer(method, lr)
         param = make_param(param_name, len(units), adapter.model.spec, seed=seeds, **options)
-        objective = OnePerImage([UnitObjective(r, batch=i) for i, r in enumerate(resolved)])
+        objective = OnePerImage([UnitObjective(r, batch=i, score=score) for i, r in enumerate(resolved)])
         checkpoints = sorted(budgets)
         found: dict[str, dict] = {"logit": {}, "prob": {}}
         searching = isinstance(opt, SearchOptimizer)
@@ -176,6 +178,7 @@ def main(argv=None) -> None:
     ap.add_argument("--models", type=Path, default=Path(os.environ.get("UNIFIEDVIZ_SHARED_MODELS", "/work/shared/models")))
     ap.add_argument("--dgn-steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--score", choices=["logprob", "logit"], default="logprob", help="what the searches maximise")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--synthetic", type=int, nargs=3, metavar=("DIMS", "LEVELS", "BUDGET"),
                     help="only the known-argmax check, e.g. 64 512 10000 (seeds 1-3)")
@@ -201,13 +204,15 @@ def main(argv=None) -> None:
     dgn_logit, dgn_prob, dgn_seconds = dgn_am(adapter, units, args.dgn_steps, args.seed)
     print(f"DGN-AM ({args.dgn_steps} Adam steps, {dgn_seconds:.0f} s): logit {[round(float(v), 1) for v in dgn_logit]}, "
           f"p {[round(float(p), 3) for p in dgn_prob]}", flush=True)
-    print(f"\nResNet-20 class units {args.classes} through the VQ-VAE (seed {args.seed}); "
+    print(f"\nResNet-20 class units {args.classes} through the VQ-VAE (seed {args.seed}, searches maximise the "
+          f"{args.score}); "
           f"DGN-AM: mean logit {dgn_logit.mean():.2f}, p >= 0.98 for {int((dgn_prob >= 0.98).sum())}/{len(units)}\n")
     print("| budget | method | mean p | classes p >= 0.98 | mean logit | logit / DGN-AM | queries/s (batch) |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |", flush=True)
     results = {}
     for method in methods:  # each method's rows as soon as it is done (a long run can be cut short)
-        results.update(run_methods(adapter, units, args.budgets, [method], seed=args.seed, progress=not args.quiet))
+        results.update(run_methods(adapter, units, args.budgets, [method], seed=args.seed, progress=not args.quiet,
+                                   score=args.score))
         r = results[method]
         for b in sorted(args.budgets):
             logit, prob = r["logit"][b], r["prob"][b]

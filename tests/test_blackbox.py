@@ -86,3 +86,16 @@ def test_any_module_can_say_it_has_no_gradient(one_thread):
         visualize(model, "class=0", steps=2, optimizer="sign-gradient", progress=False)
     result = visualize(model, "class=0", steps=3, optimizer="random-search", param="pixel", progress=False)
     assert result.history.shape == (3, 1)
+
+
+def test_explain_refuses_gradient_methods_on_a_black_box_and_runs_occlusion(box, tmp_path, capsys):
+    from unifiedviz.explain import explain
+
+    x = TARGET.clone()
+    x[..., :4, :] = 0.0  # the top half far from the target: occluding there cannot lower the score further
+    with pytest.raises(UnifiedVizError) as err:
+        explain(box, x, "class=0", "saliency")
+    assert str(err.value) == "saliency needs the model's gradient and this model has none: use --method occlusion or sobol"
+    heat = explain(box, x, "class=0", "occlusion", window=2, stride=2)
+    assert heat.shape == (1, 8, 8)
+    assert heat[0, 4:].mean() > heat[0, :4].abs().mean()  # blanking the matching half costs closeness, the other not

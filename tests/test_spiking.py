@@ -144,3 +144,15 @@ def test_the_layers_command_lists_a_time_stepped_module_once(capsys, one_thread)
     assert main(["layers", "builtin:cifar10-snn", "--filter", "spiking0*", "--threads", "1"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert rows == [["spiking0#*", "Leaky", "200x14x14", "conv,", "128", "time", "steps", "summed"]]
+
+
+def test_time_steps_sets_the_spiking_model_s_steps_and_is_refused_elsewhere(capsys, one_thread):
+    from unifiedviz.cli import main
+
+    assert load_model("builtin:cifar10-snn", time_steps=4).net.num_steps == 4
+    assert main(["layers", "builtin:cifar10-snn", "--filter", "spiking0*", "--time-steps", "4", "--threads", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[4] == "4"  # listed as 4 time steps summed
+    assert main(["layers", "builtin:digits-cnn", "--time-steps", "4"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "unifiedviz: error: builtin:digits-cnn is not time-stepped (it has no num_steps): time_steps / --time-steps "
+        "is for spiking models such as builtin:cifar10-snn"]

@@ -45,6 +45,8 @@ class ModelOptions(CommandOptions):
                                           metavar="N")
     mean: list[float] | None = option(None, "per-channel normalisation mean for your own model", metavar="M")
     std: list[float] | None = option(None, "per-channel normalisation std for your own model", metavar="S")
+    time_steps: int | None = option(None, "time steps a spiking model runs (builtin:cifar10-snn was trained "
+                                          "with 128; fewer are faster and coarser)", minimum=1, metavar="T")
 
     def check(self) -> None:
         super().check()
@@ -85,7 +87,8 @@ def load_model_from(opts: ModelOptions, source: str | None = None):
     if opts.std:
         contract["std"] = tuple(opts.std)
     return load_model(source or opts.model, pretrained=bool(opts.pretrained),
-                      weights=opts.weights if source is None else None, **contract)
+                      weights=opts.weights if source is None else None,
+                      time_steps=opts.time_steps if source is None else None, **contract)
 
 
 class Command:

@@ -69,8 +69,8 @@ class Explain(Command):
         from tqdm.auto import tqdm
 
         from ..adapters import as_adapter
-        from ..explain import EXPLAINERS, deletion_insertion, randomisation_check
-        from ..explain.base import spatial_shape
+        from ..explain import deletion_insertion, randomisation_check
+        from ..explain.base import explainer, spatial_shape
         from ..explain.faithfulness import random_maps
         from ..explain.panels import save_panel
         from ..inputs import load_inputs
@@ -80,6 +80,7 @@ class Explain(Command):
         folder = claim(opts.out, "explain")  # before any work
         model = load_model_from(opts)
         adapter = as_adapter(model)
+        methods = {m: explainer(m, adapter) for m in opts.method}  # a gradient method on a black box: refused now
         if not model.spec.size:
             raise UnifiedVizError("explain draws image panels: for [B, F] models use unifiedviz.explain.tabular_sobol")
         inputs = load_inputs(opts.images, model.spec, limit=opts.limit)
@@ -101,7 +102,7 @@ class Explain(Command):
             xs = x[idx]
             for m in opts.method:
                 bar.set_postfix(unit=u, method=m)
-                mp = EXPLAINERS.get(m)(adapter, u, xs, **_options(m, opts))
+                mp = methods[m](adapter, u, xs, **_options(m, opts))
                 maps[m][idx] = mp.detach().cpu()
                 bar.update()
             for m in [*opts.method, "random"]:

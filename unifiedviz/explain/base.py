@@ -5,7 +5,8 @@ An explainer is a function `(adapter, unit, x, **options) -> map`: `x` is a batc
 grammar reads: `class=3`, `conv2:channel=5`, `blocks.1:token=cls`), and the map has the input's
 spatial shape: `[B, H, W]` for images, `[B, F]` for vectors. Larger means more important.
 Explainers are registered by name (`@EXPLAINERS.register("gradcam")`), one file per method
-family in this package.
+family in this package; one that only runs the model forward sets `fn.gradient_free = True`,
+so it is offered for models without a gradient (black boxes) and the others are refused there.
 """
 from __future__ import annotations
 
@@ -83,12 +84,24 @@ def input_gradient(model, unit: str, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return grad.detach(), values.detach()
 
 
+def explainer(method: str, model) -> Callable[..., torch.Tensor]:
+    """The registered method `method`, refused in one line when it needs a gradient `model` lacks."""
+    from ..models.blackbox import has_gradient
+
+    fn = EXPLAINERS.get(method)
+    if not getattr(fn, "gradient_free", False) and not has_gradient(as_adapter(model).model):
+        free = sorted(name for name in EXPLAINERS.names() if getattr(EXPLAINERS.get(name), "gradient_free", False))
+        raise UnifiedVizError(f"{method} needs the model's gradient and this model has none: "
+                              f"use --method {' or '.join(free)}")
+    return fn
+
+
 def explain(model, x: torch.Tensor, unit: str, method: str, **options) -> torch.Tensor:
     """Attribution map of `unit` for inputs `x` by the named method (see `EXPLAINERS`)."""
     adapter = as_adapter(model)
     if x.dim() == len(adapter.model.spec.shape):
         x = x.unsqueeze(0)
-    return EXPLAINERS.get(method)(adapter, unit, x, **options)
+    return explainer(method, adapter)(adapter, unit, x, **options)
 
 
 def per_channel_sum(t: torch.Tensor, adapter: Adapter) -> torch.Tensor:

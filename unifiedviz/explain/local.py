@@ -101,3 +101,6 @@ def occlusion(adapter: Adapter, unit: str, x: torch.Tensor, *, window: int | Non
             count[y:y + window, xx:xx + window] += 1
         maps.append(total / count.clamp_min(1))
     return torch.stack(maps)
+
+
+occlusion.gradient_free = True  # forward passes only

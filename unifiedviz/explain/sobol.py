@@ -175,3 +175,4 @@ def sobol_map(adapter, unit: str, x: torch.Tensor, *, patch: int | None = None, 
 
 
 sobol_map.cli_options = {"samples": "sobol_samples"}  # `explain --sobol-samples N`
+sobol_map.gradient_free = True  # forward passes only

@@ -37,6 +37,7 @@ def load_model(
     std: float | Sequence[float] | None = None,
     class_names: Sequence[str] | None = None,
     spec: InputSpec | None = None,
+    time_steps: int | None = None,
 ) -> VizModel:
     """Build the model `source` names (in eval mode), ready for [0, 1] inputs.
 
@@ -52,7 +53,8 @@ def load_model(
     for 1-D inputs), `channels`, `mean` and `std` (a number for every channel or one per
     channel), or all of it as `spec=InputSpec(...)` (not together with the others);
     `class_names` names the outputs. A plain module carries no contract: without these it is
-    guessed as 3x224x224 without normalisation, with a warning.
+    guessed as 3x224x224 without normalisation, with a warning. `time_steps` sets the steps a
+    time-stepped model (one with a `num_steps`, e.g. the spiking `builtin:cifar10-snn`) runs.
     """
     contract = parse_contract(input_size=input_size, channels=channels, mean=mean, std=std, spec=spec)
     names = _class_names(class_names)
@@ -82,12 +84,23 @@ def load_model(
             "(and channels=C if not 3), or spec=InputSpec(...)",
             UserWarning, stacklevel=2,
         )
+    if time_steps is not None:
+        _set_time_steps(model, label, time_steps)
     if weights is not None:
         load_weights(model.net, weights)
     elif isinstance(source, str) and source.startswith("builtin:") and not _ships_weights(source[8:]):
         warnings.warn(f"{source} ships no weights, so it is randomly initialised: pass weights=PATH (--weights)",
                       stacklevel=2)
     return model
+
+
+def _set_time_steps(model: VizModel, label: str, steps: int) -> None:
+    if not hasattr(model.net, "num_steps"):
+        raise UnifiedVizError(f"{label} is not time-stepped (it has no num_steps): time_steps / --time-steps is for "
+                              "spiking models such as builtin:cifar10-snn")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UnifiedVizError(f"time_steps must be a whole number of at least 1, got {steps!r}")
+    model.net.num_steps = steps
 
 
 def _with_contract(model: VizModel, spec: InputSpec, class_names: list[str] | None) -> VizModel:
