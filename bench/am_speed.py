@@ -10,7 +10,8 @@ Random-init timm resnet18 and vit_tiny_patch16_224 at 224, batch 8, no network.
     `model(x).sum().backward()` with the weights requiring grad (what a user, or Lucent,
     writes), and over the same with frozen weights (the honest floor).
 (b) early stop: a step for an early unit with stop_early over without.
-(c) throughput: 64 channels of resnet18 layer3 rendered in batches of 8/16/32.
+(c) throughput: 64 channels of resnet18 layer3 rendered in batches of 8/16/32 (the engine runs the model
+    8 images at a time on the CPU: `unifiedviz/chunked.py`), and batch 32 in one piece (chunk=0) beside.
 (d) torch-lucent's render_vis step on torchvision resnet18, same unit/batch, as a reference.
 (e) where a step goes, interleaved A/B on resnet18 layer4: the standard transforms as six
     separate passes (pad and parts one by one) over the composed single warp; one generator
@@ -74,7 +75,7 @@ def bare_step(net: torch.nn.Module, shape, *, frozen: bool):
 
 
 def am_run(adapter: Adapter, address: str, refs: dict, steps: int, *, stop_early: bool = True,
-           transforms="standard", per_image_seeds: bool = True) -> PairedClock:
+           transforms="standard", per_image_seeds: bool = True, chunk: int | None = None) -> PairedClock:
     """One render of `steps` steps, one image per unit of `address`, seeded per image as
     `visualize` does (or with one int seed), timed step by step."""
     units = parse_units(address)
@@ -83,7 +84,7 @@ def am_run(adapter: Adapter, address: str, refs: dict, steps: int, *, stop_early
     param = make_param("fourier", len(units), adapter.model.spec, seed=seed)
     clock = PairedClock(refs, sync=_sync)
     render(adapter, objective, param, steps=steps, transforms=transforms, progress=False, seed=seed,
-           callback=clock, stop_early=stop_early)
+           callback=clock, stop_early=stop_early, chunk=chunk)
     return clock
 
 
@@ -150,21 +151,25 @@ def section_c(args) -> None:
     # Yardstick: a frozen bare step at batch 8, so batch sizes compare despite drift.
     refs = {"ref": bare_step(model.net, (8, *model.spec.shape), frozen=True)}
     n = args.warmup + args.steps
-    clocks: dict[int, list[PairedClock]] = {b: [] for b in args.batches}
-    order = list(args.batches)
+    # (batch, chunk): the engine's default chunking (None: 8 images at a time on the CPU), and the
+    # largest batch also in one piece (chunk 0), the engine before chunking
+    cases = [(b, None) for b in args.batches] + [(max(args.batches), 0)]
+    clocks: dict[tuple, list[PairedClock]] = {c: [] for c in cases}
     for r in range(args.rounds):
-        for b in order[r % len(order):] + order[: r % len(order)]:
-            clocks[b].append(am_run(adapter, f"layer3:channel=0:{b}", refs, n))
-    total, w, b0 = 64, args.warmup, args.batches[0]
-    norm = {b: [[x / b for x in c.ratios("ref", w)] for c in cs] for b, cs in clocks.items()}
+        for b, chunk in cases[r % len(cases):] + cases[: r % len(cases)]:
+            clocks[b, chunk].append(am_run(adapter, f"layer3:channel=0:{b}", refs, n, chunk=chunk))
+    total, w, b0 = 64, args.warmup, cases[0]
+    norm = {c: [[x / c[0] for x in k.ratios("ref", w)] for k in ks] for c, ks in clocks.items()}
     print(f"\n(c) timm:resnet18 layer3, {total} channels; units/s assume {args.render_steps} steps per image")
-    for b in args.batches:
-        step = med(pooled([c.times(w) for c in clocks[b]]))
-        per_image = describe(rounds_ratio(norm[b], norm[b0]))
-        print(f"  batch {b:>3d}: step {1000 * step:6.0f} ms = {med(pooled(norm[b])) * b:4.2f} frozen bare "
+    for case in cases:
+        b, chunk = case
+        step = med(pooled([c.times(w) for c in clocks[case]]))
+        per_image = describe(rounds_ratio(norm[case], norm[b0]))
+        label = f"batch {b:>3d}" + (" in one piece (chunk=0)" if chunk == 0 else "")
+        print(f"  {label}: step {1000 * step:6.0f} ms = {med(pooled(norm[case])) * b:4.2f} frozen bare "
               f"batch-8 steps; {b / step:5.1f} image-steps/s, {b / (step * args.render_steps):.3f} units/s "
               f"({total} units in {total / b * step * args.render_steps / 60:.1f} min); "
-              f"cost per image vs batch {b0}: {per_image}", flush=True)
+              f"cost per image vs batch {b0[0]}: {per_image}", flush=True)
 
 
 def section_d(args) -> None:

@@ -41,7 +41,7 @@ from unifiedviz.adapters import Adapter  # noqa: E402
 from unifiedviz.engine import render  # noqa: E402
 from unifiedviz.models import load_model  # noqa: E402
 from unifiedviz.objectives import OnePerImage, UnitObjective  # noqa: E402
-from unifiedviz.optimizers import SearchOptimizer, make_optimizer  # noqa: E402
+from unifiedviz.optimizers import Protes, SearchOptimizer, make_optimizer  # noqa: E402
 from unifiedviz.params import make_param  # noqa: E402
 from unifiedviz.visualize import image_seeds  # noqa: E402
 
@@ -72,8 +72,9 @@ def class_values(adapter: Adapter, images: torch.Tensor, classes: list[int]) -> 
 
 
 def run_methods(adapter: Adapter, units: list[str], budgets: list[int], methods: list[str], *, seed: int = 0,
-                progress: bool = True, score: str = "logprob") -> dict[str, dict]:
+                progress: bool = True, score: str = "logprob", protes: dict | None = None) -> dict[str, dict]:
     """Each method once at max(budgets); per budget its best images' logit/probability; queries/s.
+    `protes` are `Protes` options (e.g. {"candidates": 25, "top": 5}).
 
     Returns {method: {"logit": {budget: [N]}, "prob": {budget: [N]}, "qps": float, "batch": int, "seconds": float}}.
     """
@@ -84,7 +85,7 @@ def run_methods(adapter: Adapter, units: list[str], budgets: list[int], methods:
     out = {}
     for method in methods:
         param_name, options, lr = METHODS[method]
-        opt = make_optimizer(method, lr)
+        opt = make_optimizer(method, lr) if method != "protes" else Protes(lr, **(protes or {}))
         param = make_param(param_name, len(units), adapter.model.spec, seed=seeds, **options)
         objective = OnePerImage([UnitObjective(r, batch=i, score=score) for i, r in enumerate(resolved)])
         checkpoints = sorted(budgets)
@@ -178,6 +179,9 @@ def main(argv=None) -> None:
     ap.add_argument("--models", type=Path, default=Path(os.environ.get("UNIFIEDVIZ_SHARED_MODELS", "/work/shared/models")))
     ap.add_argument("--dgn-steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--protes", type=int, nargs=2, metavar=("K", "TOP"), default=[10, 1],
+                    help="PROTES's samples per step and how many best it learns from (MANGO: 10 1; its variants 5 1, 25 5)")
+    ap.add_argument("--no-qtt", action="store_true", help="PROTES over the 512 codes directly, not their binary digits")
     ap.add_argument("--score", choices=["logprob", "logit"], default="logprob", help="what the searches maximise")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--synthetic", type=int, nargs=3, metavar=("DIMS", "LEVELS", "BUDGET"),
@@ -212,7 +216,8 @@ def main(argv=None) -> None:
     results = {}
     for method in methods:  # each method's rows as soon as it is done (a long run can be cut short)
         results.update(run_methods(adapter, units, args.budgets, [method], seed=args.seed, progress=not args.quiet,
-                                   score=args.score))
+                                   score=args.score, protes={"candidates": args.protes[0], "top": args.protes[1],
+                                                                   "qtt": not args.no_qtt}))
         r = results[method]
         for b in sorted(args.budgets):
             logit, prob = r["logit"][b], r["prob"][b]

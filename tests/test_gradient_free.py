@@ -40,7 +40,7 @@ def search(opt, n, dims, levels, f, budget, seeds):
 
 def test_protes_samples_follow_its_tensor_train():
     # p(i) = |1^T G1[i1] G2[i2] G3[i3] 1| / sum: checked against a hand contraction, and the sampler against p.
-    opt = Protes(rank=2)
+    opt = Protes(rank=2, qtt=False)
     opt.setup_space(space(1, 3, 4), torch.Generator().manual_seed(0), 100)
     cores = opt.cores.detach()[0]
     every = torch.tensor(list(itertools.product(range(4), repeat=3)))
@@ -54,10 +54,28 @@ def test_protes_samples_follow_its_tensor_train():
     assert (freq - by_hand).abs().max() < 0.015  # ~3 standard errors at the largest p
 
 
-def test_protes_finds_the_argmax_where_random_search_does_not():
-    # A sum of per-position scores with a unique optimum: 6 positions x 16 values (16.8M multi-indices);
-    # the full 64 x 512 case is in bench/gradient_free.py --synthetic (docs/gradient_free.md).
-    d, n, budget = 6, 16, 3000
+def test_protes_in_qtt_form_searches_binary_digits():
+    # 2 positions x 8 values are a train of 6 binary dims (least significant digit first, as teneva)
+    opt = Protes(rank=2)
+    opt.setup_space(space(1, 2, 8), torch.Generator().manual_seed(0), 100)
+    assert (opt.tt_dims, opt.tt_levels) == (6, 2) and opt.cores.shape == (1, 6, 2, 2, 2)
+    every = torch.tensor(list(itertools.product(range(8), repeat=2)))
+    assert opt._to_train(torch.tensor([[6, 1]])).tolist() == [[0, 1, 1, 1, 0, 0]]
+    assert torch.equal(opt._from_train(opt._to_train(every)), every)
+    _, logp = opt._walk(opt.cores.detach(), opt._to_train(every).unsqueeze(0), None)
+    assert torch.allclose(logp.exp().sum(), torch.tensor(1.0), atol=1e-5)  # a distribution over all 64
+    proposed = opt.propose()
+    assert proposed.shape == (1, 10, 2) and 0 <= proposed.min() and proposed.max() < 8
+    assert Protes(qtt=False).qtt is False and Protes().qtt is True
+    opt = Protes()
+    opt.setup_space(space(1, 2, 6), torch.Generator().manual_seed(0), 100)  # 6 is not a power of two: plain
+    assert (opt.tt_dims, opt.tt_levels) == (2, 6)
+
+
+@pytest.mark.parametrize("d, n, budget", [(6, 16, 3000), (64, 2, 2000)])
+def test_protes_finds_the_argmax_where_random_search_does_not(d, n, budget):
+    # A sum of per-position scores with a unique optimum: 6 positions x 16 values (16.8M multi-indices),
+    # 64 positions x 2 values (1.8e19); 64 x 512 is in bench/gradient_free.py --synthetic (docs/gradient_free.md).
     g = torch.Generator().manual_seed(0)
     target = torch.randint(0, n, (d,), generator=g)
     table = torch.rand(d, n, generator=g) * 0.5

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .adapters import Adapter, as_adapter
+from .chunked import chunked, default_chunk
 from .errors import UnifiedVizError
 from .models.blackbox import check_optimizer
 from .models.spec import device_of
@@ -89,6 +90,7 @@ def render(
     stop_early: bool = True,
     progress: bool = True,
     budget: int | None = None,
+    chunk: int | None = None,
 ) -> Result:
     """Optimise `param` so `objective` rises; return the images, history and final scores. Writes nothing.
 
@@ -106,6 +108,10 @@ def render(
     candidate block from the images' own streams), NaN scores rank last (counted in
     `metadata["nan_candidates"]`), and the param shows each image's best. The progress bar
     then counts queries and shows the best score (mean over images).
+
+    `chunk`: a gradient step runs the model on at most this many images at a time (`chunked`:
+    the same gradients, a smaller working set); None: 8 on the CPU, the whole batch on a GPU;
+    0: never split.
     """
     adapter = as_adapter(model)
     if steps < 1:
@@ -147,7 +153,8 @@ def render(
             snapshots[0] = param().detach().cpu()
     used_queries, nan_candidates = 0, 0
     queries: list[int] = []
-    with adapter.session(layers, stop_early=stop_early) as run:
+    with adapter.session(layers, stop_early=stop_early) as whole_batch_run:
+        run = chunked(whole_batch_run, default_chunk(device) if chunk is None else chunk)
 
         def evaluate() -> torch.Tensor:
             nonlocal used_queries
