@@ -1,8 +1,9 @@
 """Issue 10, benchmark (a): gradient-free class AM of the real CIFAR-10 ResNet-20 through the VQ-VAE.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py [--budgets 1000 5000 10000] \
-        [--classes 0:10] [--methods protes uniform-search random-search nevergrad] [--models DIR]
-    OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py --synthetic 64 512 10000
+        [--classes 0:10] [--methods protes uniform-search random-search nevergrad] [--models DIR] \
+        [--protes K TOP] [--no-qtt] [--score logprob|logit] [--seed S]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py --synthetic 64 512 10000 [--seeds 1 2 3]
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py --classify D [--model builtin:digits-cnn]
 
 At equal query budgets (images scored per class unit), the best class logit and probability
@@ -137,8 +138,8 @@ def synthetic(dims: int, levels: int, budget: int, seeds: list[int]) -> None:
     target = torch.randint(0, levels, (dims,), generator=g)
     table = torch.rand(dims, levels, generator=g) * 0.5
     table[torch.arange(dims), target] = 1.0
-    print(f"synthetic: {dims} positions x {levels} values, budget {budget}, seeds {seeds}")
-    for opt in (Protes(), UniformSearch()):
+    print(f"synthetic: {dims} positions x {levels} values, budget {budget}, seeds {seeds}", flush=True)
+    for opt in (Protes(), Protes(qtt=False), UniformSearch()):
         started, used, hit = time.perf_counter(), 0, [None] * len(seeds)
         opt.setup_space(SimpleNamespace(n=len(seeds), dims=dims, levels=levels,
                                         indices=torch.zeros(len(seeds), dims, dtype=torch.long)),
@@ -150,7 +151,8 @@ def synthetic(dims: int, levels: int, budget: int, seeds: list[int]) -> None:
                 if hit[i] is None and torch.equal(row, target):
                     hit[i] = used
         right = (opt.best_indices == target).sum(1).tolist()
-        print(f"  {type(opt).__name__}: positions right {right} of {dims}; argmax found at queries {hit} "
+        name = type(opt).__name__ + (f" (qtt={opt.qtt})" if isinstance(opt, Protes) else "")
+        print(f"  {name}: positions right {right} of {dims}; argmax found at queries {hit} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
 
@@ -185,7 +187,8 @@ def main(argv=None) -> None:
     ap.add_argument("--score", choices=["logprob", "logit"], default="logprob", help="what the searches maximise")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--synthetic", type=int, nargs=3, metavar=("DIMS", "LEVELS", "BUDGET"),
-                    help="only the known-argmax check, e.g. 64 512 10000 (seeds 1-3)")
+                    help="only the known-argmax check, e.g. 64 512 10000 (seeds: --seeds)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="searches side by side in --synthetic")
     ap.add_argument("--classify", type=Path, metavar="RUN", help="only classify a visualize run's images with --model")
     ap.add_argument("--model", default="builtin:digits-cnn")
     args = ap.parse_args(argv)
@@ -193,7 +196,7 @@ def main(argv=None) -> None:
     if args.classify:
         return classify_run(args.classify, args.model)
     if args.synthetic:
-        return synthetic(*args.synthetic, seeds=[1, 2, 3])
+        return synthetic(*args.synthetic, seeds=args.seeds)
     methods = list(args.methods)
     if "nevergrad" in methods:
         try:

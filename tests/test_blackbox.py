@@ -41,7 +41,7 @@ def test_gradient_optimisers_are_refused_in_one_line(box):
     assert str(err.value) == "this model has no gradient; use --optimizer random-search or protes"
 
 
-def test_the_cli_takes_a_black_box_from_a_py_factory_and_refuses_adam(tmp_path, capsys, one_thread):
+def test_the_cli_takes_a_black_box_from_a_py_factory_and_refuses_adam_and_saliency(tmp_path, capsys, one_thread):
     src = tmp_path / "scorer.py"
     src.write_text(textwrap.dedent("""
         import torch
@@ -60,6 +60,14 @@ def test_the_cli_takes_a_black_box_from_a_py_factory_and_refuses_adam(tmp_path, 
     assert code == 0
     brightness = float(capsys.readouterr().out.split("activation ")[1].split()[0])
     assert brightness > 0.5  # the pixel param starts grey (0.5): the search made it brighter
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (90, 120, 200)).save(tmp_path / "photo.png")
+    code = main(["explain", f"py:{src}:build", str(tmp_path / "photo.png"), "--method", "saliency",
+                 "--out", str(tmp_path / "maps"), "--threads", "1", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["unifiedviz: error: saliency needs the model's gradient and this model has none: "
+                                 "use --method occlusion or sobol"]
 
 
 def test_scores_are_the_logits_and_bad_outputs_are_named(box):
