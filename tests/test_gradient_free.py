@@ -12,11 +12,13 @@ from torch import nn
 
 import unifiedviz as uv
 from unifiedviz import objectives as obj
+from unifiedviz.adapters import Adapter
 from unifiedviz.cli import main
 from unifiedviz.errors import UnifiedVizError
 from unifiedviz.models import InputSpec, VizModel
+from unifiedviz.objectives import OnePerImage, UnitObjective
 from unifiedviz.optimizers import NevergradPortfolio, Protes, UniformSearch
-from unifiedviz.params import LowResParam, PixelParam
+from unifiedviz.params import GeneratorParam, LowResParam, PixelParam
 from unifiedviz.params.seeding import RowGenerators
 from unifiedviz.transforms import rand
 from unifiedviz.visualize import visualize
@@ -190,3 +192,18 @@ def test_cli_budget_writes_curve_and_queries(tmp_path, capsys):
                  "--param", "lowres", "--out", str(tmp_path / "refused"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "budget 3 is smaller" in err and len(err.splitlines()) == 1
+
+
+def test_the_es_keeps_a_generator_code_as_it_scored_it_despite_the_recipe_s_decay():
+    # The generator's L2 decay shapes gradient steps; after an ES step it would shrink the code the ES
+    # just accepted, so the image shown would not be the one scored (with decay: final << history).
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
+    model = VizModel(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2)), InputSpec(size=(8, 8), channels=3))
+    adapter = Adapter(model)
+    objective = OnePerImage([UnitObjective(adapter.resolve(f"class={c}"), batch=c) for c in (0, 1)])
+    param = GeneratorParam(gen, 2, 4, decay=0.2, seed=[1, 2])
+    result = uv.render(adapter, objective, param, optimizer="random-search", lr=0.5, steps=40, transforms=None,
+                       seed=[1, 2], progress=False)
+    assert torch.allclose(result.final, result.history[-1], atol=1e-5), (result.final, result.history[-1])
+    assert (result.history[-1] > result.history[0]).all()

@@ -208,7 +208,7 @@ def render(
             if searching:
                 space.assign(opt.best_indices)
             else:
-                param.after_step()
+                param.after_step(gradient=opt.needs_grad)
             history.append(scores.detach().cpu())
             queries.append(used_queries)
             if step in snapshot_steps:

@@ -24,11 +24,13 @@ class Param(nn.Module):
     """An image (or sequence) source for the engine.
 
     `forward()` takes no arguments and returns a batch `[N, C, *size]` in [0, 1];
-    the engine calls `after_step()` after every optimiser step (projections, clipping).
+    the engine calls `after_step(gradient=...)` after every optimiser step (projections, clipping).
     """
 
-    def after_step(self) -> None:
-        """Hook run after each optimiser step; most parameterisations need none."""
+    def after_step(self, gradient: bool = True) -> None:
+        """Hook run after each optimiser step; most parameterisations need none. `gradient` is False
+        after a gradient-free step (the (1+1)-ES): constraints still apply, trajectory shaping
+        (decay, step schedules) does not, since it would change the state the search just accepted."""
 
     @classmethod
     def from_spec(cls, n: int, spec, **options) -> "Param":

@@ -30,8 +30,8 @@ class GeneratorParam(Param):
     The generator must output `[n, C, *size]` with values in `output_range` (default (-1, 1),
     a tanh GAN); they are mapped linearly into [0, 1] and clamped. The generator is frozen
     (`requires_grad_(False)`) and kept in eval mode so BatchNorm does not depend on the codes.
-    After each step codes shrink by `decay` (L2 code decay: z <- (1 - decay) z), then are
-    clipped: `clip=b` keeps |z| <= b elementwise, `clip=(lo, hi)` keeps lo <= z <= hi.
+    After each gradient step codes shrink by `decay` (L2 code decay: z <- (1 - decay) z; not after
+    a gradient-free step, whose accepted code must stay as scored), then are clipped: `clip=b` keeps |z| <= b elementwise, `clip=(lo, hi)` keeps lo <= z <= hi.
     Codes start from N(0, sd); `seed` is an int, a generator, or one int per code.
 
     `clip` bounds may be tensors broadcast against `latent_shape` (per-channel ranges).
@@ -115,15 +115,15 @@ class GeneratorParam(Param):
         return cls(gen.module, n, gen.latent_shape, **{**recipe, **options})
 
     @torch.no_grad()
-    def after_step(self) -> None:
-        if self.schedule:
+    def after_step(self, gradient: bool = True) -> None:
+        if self.schedule and gradient:
             self.steps_taken += 1
             t = min(self.steps_taken - 1, self.schedule) / self.schedule
             scale = 0.1 + 0.45 * (1.0 + math.cos(math.pi * t))  # 1 at the first step, 0.1 after `schedule` steps
             self.z.copy_(self._before + scale * (self.z - self._before))
-        if self.decay:
+        if self.decay and gradient:  # a search's accepted code is kept as it was scored
             self.z.mul_(1.0 - self.decay)
         if self.clip is not None:
             self.z.copy_(clip_codes(self.z, self.clip))
-        if self.schedule:
+        if self.schedule and gradient:
             self._before = self.z.detach().clone()

@@ -101,7 +101,7 @@ class PerturbationParam(Param):
         return x + (x.clamp(0.0, 1.0) - x).detach()
 
     @torch.no_grad()
-    def after_step(self) -> None:
+    def after_step(self, gradient: bool = True) -> None:
         delta = self.delta
         if self.norm == "l2":
             delta.mul_((self.eps / _l2(delta).clamp(min=1e-12)).clamp(max=1.0))
