@@ -236,7 +236,7 @@ def test_every_result_is_checked_against_ball_and_box(cnn, digits, monkeypatch):
     attack = adv.PGD(cnn, eps=0.05, steps=2, alpha=0.5)
     from unifiedviz.params import PerturbationParam
 
-    monkeypatch.setattr(PerturbationParam, "after_step", lambda self: None)  # a broken projection
+    monkeypatch.setattr(PerturbationParam, "after_step", lambda self, gradient=True: None)  # a broken projection
     with pytest.raises(ConstraintViolation, match="ball|box"):
         attack(x, y)
 
