@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py [--budgets 1000 5000 10000] \
         [--classes 0:10] [--methods protes uniform-search random-search nevergrad] [--models DIR] \
-        [--protes K TOP] [--no-qtt] [--score logprob|logit] [--seed S]
+        [--protes K TOP] [--protes-lr LR] [--no-qtt] [--score logprob|logit] [--seed S]
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py --synthetic 64 512 10000 [--seeds 1 2 3]
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py --classify D [--model builtin:digits-cnn]
 
@@ -86,7 +86,7 @@ def run_methods(adapter: Adapter, units: list[str], budgets: list[int], methods:
     out = {}
     for method in methods:
         param_name, options, lr = METHODS[method]
-        opt = make_optimizer(method, lr) if method != "protes" else Protes(lr, **(protes or {}))
+        opt = make_optimizer(method, lr) if method != "protes" else Protes(**{"lr": lr, **(protes or {})})
         param = make_param(param_name, len(units), adapter.model.spec, seed=seeds, **options)
         objective = OnePerImage([UnitObjective(r, batch=i, score=score) for i, r in enumerate(resolved)])
         checkpoints = sorted(budgets)
@@ -183,6 +183,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--protes", type=int, nargs=2, metavar=("K", "TOP"), default=[10, 1],
                     help="PROTES's samples per step and how many best it learns from (MANGO: 10 1; its variants 5 1, 25 5)")
+    ap.add_argument("--protes-lr", type=float, default=0.05, help="PROTES's Adam step (MANGO: 0.05)")
     ap.add_argument("--no-qtt", action="store_true", help="PROTES over the 512 codes directly, not their binary digits")
     ap.add_argument("--score", choices=["logprob", "logit"], default="logprob", help="what the searches maximise")
     ap.add_argument("--quiet", action="store_true")
@@ -220,7 +221,7 @@ def main(argv=None) -> None:
     for method in methods:  # each method's rows as soon as it is done (a long run can be cut short)
         results.update(run_methods(adapter, units, args.budgets, [method], seed=args.seed, progress=not args.quiet,
                                    score=args.score, protes={"candidates": args.protes[0], "top": args.protes[1],
-                                                                   "qtt": not args.no_qtt}))
+                                                                   "qtt": not args.no_qtt, "lr": args.protes_lr}))
         r = results[method]
         for b in sorted(args.budgets):
             logit, prob = r["logit"][b], r["prob"][b]
