@@ -11,8 +11,9 @@ Written from the paper and the authors' reference code (anabatsh/PROTES, used by
 defaults are MANGO's: k = 10, k_top = 1, lr = 0.05, rank 5, and the quantized tensor train
 (QTT): when the number of levels is a power of two, each coordinate is searched as its
 log2(levels) binary digits (least significant first, as teneva's `ind_qtt_to_tt`), so a
-512-value code is 9 two-valued dims of the train rather than one 512-valued one. All N images of a batch run
-side by side (cores `[N, d, r, levels, r]`); with per-image seeds each image's cores and draws
+512-value code is 9 two-valued dims of the train rather than one 512-valued one (`qtt=False`:
+the values directly; docs/gradient_free.md measures both). All N images of a batch run side by
+side (cores `[N, d, r, levels, r]`); with per-image seeds each image's cores and draws
 come from its own stream and Adam acts elementwise, so an image's search does not depend on
 its batch neighbours.
 """
