@@ -64,5 +64,8 @@ def test_a_capture_that_is_not_batch_first_runs_whole():
         return {"folded": x.flatten(0, 1)}  # batch and channels folded together: cannot be split by image
 
     x = torch.rand(4, 3, 2, 2, requires_grad=True)
-    out = chunked(run, 2)(x)["folded"]
-    assert out.shape[0] == 12 and seen[-1] == 4
+    run_in_chunks = chunked(run, 2)
+    out = run_in_chunks(x)["folded"]
+    assert out.shape[0] == 12 and seen == [2, 4]  # one chunk tried, then the whole batch
+    run_in_chunks(x)
+    assert seen == [2, 4, 4]  # later steps go straight to the whole batch

@@ -33,13 +33,17 @@ def chunked(run: Run, chunk: int) -> Run:
     if chunk <= 0:
         return run
 
+    whole_only = False  # set once a capture proves not batch-first: later steps skip the wasted chunk
+
     def run_in_chunks(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if len(x) <= chunk or not x.requires_grad or not torch.is_grad_enabled():
+        nonlocal whole_only
+        if whole_only or len(x) <= chunk or not x.requires_grad or not torch.is_grad_enabled():
             return run(x)
         box: dict = {}
         try:
             outputs = _Chunks.apply(run, chunk, box, x)
         except _NotBatchFirst:  # a capture that folds something into the batch axis: run it whole
+            whole_only = True
             return run(x)
         return dict(zip(box["names"], outputs))
 
