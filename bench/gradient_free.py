@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py [--budgets 1000 5000 10000] \
         [--classes 0:10] [--methods protes uniform-search random-search nevergrad] [--models DIR] \
-        [--protes K TOP] [--protes-lr LR] [--no-qtt] [--score logprob|logit] [--seed S]
+        [--protes K TOP] [--protes-lr LR] [--no-qtt] [--protes-mutations M] [--score logprob|logit] [--seed S]
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py --synthetic 64 512 10000 [--seeds 1 2 3]
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free.py --classify D [--model builtin:digits-cnn]
 
@@ -139,7 +139,7 @@ def synthetic(dims: int, levels: int, budget: int, seeds: list[int]) -> None:
     table = torch.rand(dims, levels, generator=g) * 0.5
     table[torch.arange(dims), target] = 1.0
     print(f"synthetic: {dims} positions x {levels} values, budget {budget}, seeds {seeds}", flush=True)
-    for opt in (Protes(), Protes(qtt=False), UniformSearch()):
+    for opt in (Protes(mutations=0), Protes(qtt=False, mutations=0), Protes(), Protes(qtt=False), UniformSearch()):
         started, used, hit = time.perf_counter(), 0, [None] * len(seeds)
         opt.setup_space(SimpleNamespace(n=len(seeds), dims=dims, levels=levels,
                                         indices=torch.zeros(len(seeds), dims, dtype=torch.long)),
@@ -151,7 +151,7 @@ def synthetic(dims: int, levels: int, budget: int, seeds: list[int]) -> None:
                 if hit[i] is None and torch.equal(row, target):
                     hit[i] = used
         right = (opt.best_indices == target).sum(1).tolist()
-        name = type(opt).__name__ + (f" (qtt={opt.qtt})" if isinstance(opt, Protes) else "")
+        name = type(opt).__name__ + (f" (qtt={opt.qtt}, mutations={opt.mutations})" if isinstance(opt, Protes) else "")
         print(f"  {name}: positions right {right} of {dims}; argmax found at queries {hit} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
@@ -184,6 +184,8 @@ def main(argv=None) -> None:
     ap.add_argument("--protes", type=int, nargs=2, metavar=("K", "TOP"), default=[10, 1],
                     help="PROTES's samples per step and how many best it learns from (MANGO: 10 1; its variants 5 1, 25 5)")
     ap.add_argument("--protes-lr", type=float, default=0.05, help="PROTES's Adam step (MANGO: 0.05)")
+    ap.add_argument("--protes-mutations", type=int, default=3, metavar="M",
+                    help="of PROTES's K samples per step, M are the best so far with one code changed (default 3; MANGO: 0)")
     ap.add_argument("--no-qtt", action="store_true", help="PROTES over the 512 codes directly, not their binary digits")
     ap.add_argument("--score", choices=["logprob", "logit"], default="logprob", help="what the searches maximise")
     ap.add_argument("--quiet", action="store_true")
@@ -221,7 +223,8 @@ def main(argv=None) -> None:
     for method in methods:  # each method's rows as soon as it is done (a long run can be cut short)
         results.update(run_methods(adapter, units, args.budgets, [method], seed=args.seed, progress=not args.quiet,
                                    score=args.score, protes={"candidates": args.protes[0], "top": args.protes[1],
-                                                                   "qtt": not args.no_qtt, "lr": args.protes_lr}))
+                                                                   "qtt": not args.no_qtt, "lr": args.protes_lr,
+                                                                   "mutations": args.protes_mutations}))
         r = results[method]
         for b in sorted(args.budgets):
             logit, prob = r["logit"][b], r["prob"][b]
