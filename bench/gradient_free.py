@@ -139,7 +139,9 @@ def synthetic(dims: int, levels: int, budget: int, seeds: list[int]) -> None:
     table = torch.rand(dims, levels, generator=g) * 0.5
     table[torch.arange(dims), target] = 1.0
     print(f"synthetic: {dims} positions x {levels} values, budget {budget}, seeds {seeds}", flush=True)
-    for opt in (Protes(mutations=0), Protes(qtt=False, mutations=0), Protes(), Protes(qtt=False), UniformSearch()):
+    variants = (Protes(mutations=0), Protes(qtt=False, mutations=0), Protes(), Protes(qtt=False),
+                Protes(lr=1e-9), UniformSearch())  # lr 1e-9: the train frozen at its start, the mutants alone
+    for opt in variants:
         started, used, hit = time.perf_counter(), 0, [None] * len(seeds)
         opt.setup_space(SimpleNamespace(n=len(seeds), dims=dims, levels=levels,
                                         indices=torch.zeros(len(seeds), dims, dtype=torch.long)),
@@ -151,7 +153,8 @@ def synthetic(dims: int, levels: int, budget: int, seeds: list[int]) -> None:
                 if hit[i] is None and torch.equal(row, target):
                     hit[i] = used
         right = (opt.best_indices == target).sum(1).tolist()
-        name = type(opt).__name__ + (f" (qtt={opt.qtt}, mutations={opt.mutations})" if isinstance(opt, Protes) else "")
+        name = type(opt).__name__ + (f" (qtt={opt.qtt}, mutations={opt.mutations}, lr={opt.lr})"
+                                     if isinstance(opt, Protes) else "")
         print(f"  {name}: positions right {right} of {dims}; argmax found at queries {hit} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 

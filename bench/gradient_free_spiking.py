@@ -2,12 +2,12 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/gradient_free_spiking.py \
         [--budgets 250 500] [--steps 128] [--units "class=1" "class=6" "spiking1#*:channel=5" "spiking2#*:neuron=7"] \
-        [--optimizers protes uniform-search random-search]
+        [--optimizers protes uniform-search random-search] [--protes-mutations M]
 
 `builtin:cifar10-snn` at its trained setting (128 time steps). Each optimiser runs once per
 unit set at the largest budget (queries = images scored per unit); the best-so-far curve gives
 the best value at every smaller budget of the list. PROTES (MANGO's defaults: k = 10, top 1,
-lr 0.05, rank 5) and uniform search (10 samples per step) search the VQ-VAE's 8x8 code grid
+lr 0.05, rank 5, QTT; plus our default 3 mutations of the best per step) and uniform search (10 samples per step) search the VQ-VAE's 8x8 code grid
 (`--param codes`, 512 codes per cell); the (1+1)-ES (`random-search`) moves the same decoder's
 continuous latent (`--param generator`, its clip kept, no L2 decay), one query per step. No transforms. All units of a
 run share each forward pass (a batch of units x k images).
@@ -34,7 +34,7 @@ from unifiedviz.engine import render  # noqa: E402
 from unifiedviz.generators.photos import photo_crops  # noqa: E402
 from unifiedviz.models.builtin.cifar_snn import cifar10_snn  # noqa: E402
 from unifiedviz.objectives import OnePerImage, UnitObjective  # noqa: E402
-from unifiedviz.optimizers import OPTIMIZERS  # noqa: E402
+from unifiedviz.optimizers import OPTIMIZERS, Protes  # noqa: E402
 from unifiedviz.params import make_param  # noqa: E402
 from unifiedviz.visualize import image_seeds, reference_max  # noqa: E402
 
@@ -50,6 +50,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=128, help="time steps of the spiking network (trained: 128)")
     ap.add_argument("--units", nargs="+", default=["class=1", "class=6", "spiking1#*:channel=5", "spiking2#*:neuron=7"])
     ap.add_argument("--optimizers", nargs="+", default=["protes", "uniform-search", "random-search"])
+    ap.add_argument("--protes-mutations", type=int, default=3, metavar="M",
+                    help="PROTES's mutants of the best per step (default 3; MANGO: 0)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -75,7 +77,8 @@ def main(argv=None) -> None:
         # The (1+1)-ES scores one image per unit per step (two on the first): budget - 1 steps.
         kwargs = {"budget": budget} if param_name == "codes" else {"steps": budget - 1}
         t0 = time.perf_counter()
-        result = render(adapter, objective, param, optimizer=name, lr=LR[name], transforms=None, seed=seeds,
+        optimizer = Protes(LR[name], mutations=args.protes_mutations) if name == "protes" else name
+        result = render(adapter, objective, param, optimizer=optimizer, lr=LR[name], transforms=None, seed=seeds,
                         names=names, progress=False, **kwargs)
         seconds = time.perf_counter() - t0
         queries = result.queries if result.queries is not None else torch.arange(1, len(result.history) + 1)
