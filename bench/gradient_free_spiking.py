@@ -7,7 +7,8 @@
 `builtin:cifar10-snn` at its trained setting (128 time steps). Each optimiser runs once per
 unit set at the largest budget (queries = images scored per unit); the best-so-far curve gives
 the best value at every smaller budget of the list. PROTES (MANGO's defaults: k = 10, top 1,
-lr 0.05, rank 5, QTT; plus our default 3 mutations of the best per step) and uniform search (10 samples per step) search the VQ-VAE's 8x8 code grid
+lr 0.05, rank 5, QTT; plus our default 3 mutations of the best per step, `--protes-mutations`)
+and uniform search (10 samples per step) search the VQ-VAE's 8x8 code grid
 (`--param codes`, 512 codes per cell); the (1+1)-ES (`random-search`) moves the same decoder's
 continuous latent (`--param generator`, its clip kept, no L2 decay), one query per step. No transforms. All units of a
 run share each forward pass (a batch of units x k images).

@@ -92,7 +92,8 @@ def test_protes_mutants_change_one_coordinate_of_each_image_s_best():
 def test_protes_finds_the_argmax_where_random_search_does_not(d, n, budget):
     # A sum of per-position scores with a unique optimum: 6 positions x 16 values (16.8M multi-indices),
     # 64 positions x 2 values (1.8e19). All five searches find it by 890 / 1160 queries (measured by
-    # bench/gradient_free.py --synthetic 6 16 3000 --seeds 1 2 3 4 5); 64 x 512 is in docs/gradient_free.md.
+    # bench/gradient_free.py --synthetic 6 16 3000 and --synthetic 64 2 2000, --seeds 1 2 3 4 5);
+    # 64 x 512 is in docs/gradient_free.md.
     g = torch.Generator().manual_seed(0)
     target = torch.randint(0, n, (d,), generator=g)
     table = torch.rand(d, n, generator=g) * 0.5

@@ -19,9 +19,10 @@ the k candidates per step are the image's best so far with one coordinate set to
 value, a local search beside the train's global one (the train learns from all k). It does
 better on the ResNet-20 classes (10/10 at p >= 0.98 against 8/10), the real spiking net and the
 synthetic argmax, and worse on a tiny spiking net whose rates move in coarse steps
-(docs/gradient_free.md); `mutations=0` is MANGO's PROTES exactly. All N images of a batch run side by
-side (cores `[N, d, r, levels, r]`); with per-image seeds each image's cores and draws
-come from its own stream and Adam acts elementwise, so an image's search does not depend on
+(docs/gradient_free.md); `mutations=0` is MANGO's PROTES exactly.
+
+All N images of a batch run side by side (cores `[N, d, r, levels, r]`); with per-image
+seeds each image's cores, draws and mutants come from its own stream and Adam acts elementwise, so an image's search does not depend on
 its batch neighbours.
 """
 from __future__ import annotations
